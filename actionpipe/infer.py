@@ -1,0 +1,166 @@
+"""Run a model card's ST-GCN over packed samples and produce class probabilities.
+
+Long samples are cut into the card's windows (``inference.window_frames`` / ``window_stride``)
+and the window probabilities are averaged: test-time averaging over several crops, and all
+windows of all samples go through the model in shared batches.
+
+Scores file (JSON, ``format_version`` 1)::
+
+    {"format": "actionpipe.scores", "format_version": 1,
+     "model": {"name": ..., "card": ..., "weights_sha256": ...}, "classes": [...],
+     "items": [{"source": "clip.npz", "probabilities": [...],
+                "windows": [{"start_s": 0.0, "end_s": 2.1, "probabilities": [...]}, ...]}]}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .cards import ModelCard
+from .errors import ActionpipeError
+from .fileio import read_json
+from .layouts import get_layout
+from .pack import Sample, fit_length
+
+FORMAT = "actionpipe.scores"
+FORMAT_VERSION = 1
+
+
+def resolve_device(device: str = "auto"):
+    """``auto`` → CUDA when available, else CPU; ``cuda[:N]`` fails clearly without a GPU."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ActionpipeError(None, f"--device {device}: no CUDA device is available (use cpu or auto)")
+        index = torch.device(device).index or 0
+        if index >= torch.cuda.device_count():
+            raise ActionpipeError(None, f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device(device)
+    if device == "cpu":
+        return torch.device("cpu")
+    raise ActionpipeError(None, f"unknown device {device!r} (expected auto, cpu or cuda[:N])")
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Start frames of windows covering ``length`` frames; the last window ends at the clip's end."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] != length - window:
+        starts.append(length - window)
+    return starts
+
+
+@dataclass
+class Prediction:
+    """Class probabilities of one sample, and of each window it was cut into."""
+
+    probabilities: np.ndarray           # (num_class,)
+    window_probabilities: np.ndarray    # (W, num_class)
+    window_times: np.ndarray            # (W, 2) start_s, end_s
+
+
+class Predictor:
+    """A loaded model plus the card that says how to feed it; reuse it for many samples."""
+
+    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int = 16):
+        import torch
+
+        self.card = card
+        self.device = resolve_device(device)
+        self.batch_size = max(1, batch_size)
+        self.model = card.load_model(self.device)
+        self.window = int(card.inference.get("window_frames") or 0)
+        self.stride = int(card.inference.get("window_stride") or self.window or 1)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def _check(self, sample: Sample, source: Any) -> None:
+        want = get_layout(self.card.preprocessing.layout)
+        got = sample.meta.get("layout")
+        if got != want.name or sample.data.shape[3] != want.num_joints:
+            raise ActionpipeError(source, f"sample layout {got} ({sample.data.shape[3]} joints) does not "
+                                          f"match model {self.card.name} ({want.name}, {want.num_joints} joints)")
+
+    def _windows(self, sample: Sample) -> tuple[list[np.ndarray], np.ndarray]:
+        data = sample.data[0]  # (C, T, V, M)
+        length = data.shape[1]
+        if not self.window:
+            return [data], np.array([[sample.times[0], sample.times[-1]]])
+        crops, times = [], []
+        for s in window_starts(length, self.window, self.stride):
+            crop = data[:, s:s + self.window]
+            crops.append(fit_length(crop, self.window, self.card.preprocessing.pad, axis=1))
+            times.append([sample.times[s], sample.times[min(s + self.window, length) - 1]])
+        return crops, np.array(times, dtype=np.float64)
+
+    def predict(self, samples: Sequence[Sample], sources: Sequence[Any] | None = None) -> list[Prediction]:
+        """Probabilities for each sample; all windows share batches of ``batch_size``."""
+        import torch
+
+        sources = sources or [None] * len(samples)
+        crops, owner, times = [], [], []
+        for i, (sample, source) in enumerate(zip(samples, sources)):
+            self._check(sample, source)
+            c, t = self._windows(sample)
+            crops += c
+            owner += [i] * len(c)
+            times.append(t)
+        probs = []
+        with torch.inference_mode():
+            # Without fixed windows, lengths differ: one sample per batch.
+            step = self.batch_size if self.window else 1
+            for b in range(0, len(crops), step):
+                x = torch.from_numpy(np.stack(crops[b:b + step])).to(self.device)
+                probs.append(torch.softmax(self.model(x).float(), dim=1).cpu().numpy())
+        all_probs = np.concatenate(probs) if probs else np.zeros((0, len(self.card.classes)))
+        owner_arr = np.array(owner)
+        out = []
+        for i in range(len(samples)):
+            wp = all_probs[owner_arr == i]
+            out.append(Prediction(wp.mean(0), wp, times[i]))
+        return out
+
+
+def scores_document(card: ModelCard, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scores file's JSON object for ``items`` (each with source, probabilities, windows)."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "model": {"name": card.name, "card": str(card.card_path), "weights_sha256": card.weights_sha256},
+            "classes": card.classes, "items": items}
+
+
+def prediction_item(source: str, pred: Prediction) -> dict[str, Any]:
+    return {"source": source,
+            "probabilities": [round(float(p), 6) for p in pred.probabilities],
+            "windows": [{"start_s": round(float(s), 3), "end_s": round(float(e), 3),
+                         "probabilities": [round(float(p), 6) for p in wp]}
+                        for (s, e), wp in zip(pred.window_times, pred.window_probabilities)]}
+
+
+def infer_files(sample_paths: Sequence[str | Path], card: ModelCard, device: str = "auto",
+                batch_size: int = 16) -> dict[str, Any]:
+    """``actionpipe infer``: sample files → the scores document (write it with ``fileio.write_json``)."""
+    samples = [Sample.load(p) for p in sample_paths]
+    preds = Predictor(card, device, batch_size).predict(samples, sample_paths)
+    return scores_document(card, [prediction_item(str(p), pr) for p, pr in zip(sample_paths, preds)])
+
+
+def load_scores(path: str | Path) -> dict[str, Any]:
+    """Read and validate a scores file."""
+    doc = read_json(path, "scores file")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ActionpipeError(path, f"not a scores file (missing \"format\": \"{FORMAT}\")")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ActionpipeError(path, f"scores format_version {doc.get('format_version')!r} is not supported")
+    n = len(doc.get("classes", []))
+    for item in doc.get("items", []):
+        if len(item.get("probabilities", [])) != n:
+            raise ActionpipeError(path, f"item {item.get('source')!r} has "
+                                        f"{len(item.get('probabilities', []))} probabilities for {n} classes")
+    return doc
