@@ -119,7 +119,7 @@ def resample_time(times: np.ndarray, fps: float) -> np.ndarray:
     """Indices into ``times`` of the frames nearest to a regular grid at ``fps`` (never repeated)."""
     if len(times) == 0:
         return np.zeros(0, dtype=np.int64)
-    grid = np.arange(times[0], times[-1] + 0.5 / fps, 1.0 / fps)
+    grid = np.arange(times[0], times[-1] + 1e-9, 1.0 / fps)
     idx = np.clip(np.searchsorted(times, grid), 0, len(times) - 1)
     prev = np.clip(idx - 1, 0, len(times) - 1)
     nearer_prev = np.abs(times[prev] - grid) < np.abs(times[idx] - grid)
