@@ -282,3 +282,58 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
     console.info(f"{output}: {summary['input_format']} -> {to}, layout {summary['layout']}, "
                  f"{summary['frames']} frames, {summary['tracks']} track(s), "
                  f"{summary['width']}x{summary['height']} at {summary['fps']:g} fps")
+
+
+# --- classify ------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@_model_option
+@_device_option
+@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes shown per video.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document with every video's result on stdout.")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON line per video on stdout, as each finishes.")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Write pose.json, sample.npz and scores.json per video here.")
+@click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's).")
+@click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Pose frame rate (default: the model card's).")
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Windows per ST-GCN forward pass.")
+def classify(inputs, model, device, k, as_json, as_jsonl, keep_dir, imgsz, conf, fps, batch):
+    """Classify videos (files or folders of videos): all stages in one process.
+
+    Exit code 0 when every video was classified, 1 when any failed (each failure is reported on
+    stderr and in the JSON output, and the other videos still run).
+    """
+    import json
+
+    from rich.console import Console
+
+    from .classify import Classifier
+    from .errors import UsageError
+    from .report import render_table
+    from .video import expand_videos
+
+    if as_json and as_jsonl:
+        raise UsageError(None, "--json and --jsonl are exclusive")
+    videos = expand_videos(inputs)
+    if not videos:
+        raise UsageError(None, f"no video files found in: {', '.join(inputs)}")
+    classifier = Classifier(_card(model), device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch)
+    results, out = [], Console()
+    for result in classifier.classify_many(videos, keep_dir):
+        results.append(result)
+        if result.status == "error":
+            console.stderr.print(f"actionpipe: error: {result.error}", markup=False, soft_wrap=True)
+        elif result.status == "no_person":
+            console.warn(f"{result.video}: no person found; no action reported")
+        if as_jsonl:
+            click.echo(json.dumps(result.to_dict(k)))
+        elif not as_json and result.prediction is not None:
+            d = result.to_dict(k)
+            render_table([{"source": d["video"], "top": d["top"]}], out)
+    if as_json:
+        click.echo(json.dumps({"model": classifier.card.name, "results": [r.to_dict(k) for r in results]}, indent=2))
+    failed = sum(not r.ok for r in results)
+    console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {classifier.card.name}")
+    if failed:
+        sys.exit(1)
