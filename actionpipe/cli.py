@@ -260,7 +260,7 @@ def models_cmd(as_json):
 @click.option("--width", type=click.IntRange(1), help="Frame width in pixels (OpenPose input needs it; Kinetics default 340).")
 @click.option("--height", type=click.IntRange(1), help="Frame height in pixels (OpenPose input needs it; Kinetics default 256).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of OpenPose/Kinetics input (default 30).")
-@click.option("--video", type=click.Path(dir_okay=False, path_type=str), help="Take width, height and fps from this source video.")
+@click.option("--video", type=click.Path(dir_okay=False, path_type=str), help="Take width, height and fps from this source video (--fps wins: give it when the pose data skipped frames).")
 @click.option("--label", help="Kinetics output: class name (default: the input's, else 'unknown').")
 @click.option("--label-index", type=int, help="Kinetics output: class index (default: the input's, else -1).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty OpenPose output directory.")
