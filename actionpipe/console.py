@@ -20,11 +20,11 @@ def set_quiet(quiet: bool) -> None:
 
 def info(message: str) -> None:
     if not _quiet:
-        stderr.print(message)
+        stderr.print(message, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+    stderr.print(f"[yellow]warning:[/yellow] {message}", markup=True, soft_wrap=True)
 
 
 @contextlib.contextmanager
