@@ -5,6 +5,7 @@ import contextlib
 from typing import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -20,11 +21,11 @@ def set_quiet(quiet: bool) -> None:
 
 def info(message: str) -> None:
     if not _quiet:
-        stderr.print(message, soft_wrap=True)
+        stderr.print(message, soft_wrap=True, markup=False)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/yellow] {message}", markup=True, soft_wrap=True)
+    stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 @contextlib.contextmanager
