@@ -90,9 +90,13 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1), help="Frames per model call.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
 @click.option("--fps", type=_fps_type, help="Subsample a video to this rate. Default: every frame.")
+@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Video start time in seconds.")
+@click.option("--end", type=_fps_type, help="Video end time in seconds (exclusive).")
 @click.option("--max-people", type=click.IntRange(1), help="Keep at most N people per frame (highest scores).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, device, fps, max_people, as_json):
+def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, device, fps, start, end,
+             max_people, as_json):
     """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
     import json
 
@@ -102,11 +106,12 @@ def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, de
     if weights_sha256 and not weights:
         from .errors import UsageError
         raise UsageError(None, "--weights-sha256 needs --weights")
+    _check_range(start, end)
     # The temp file is claimed first so an unwritable output fails before the model runs.
     with atomic_path(output) as tmp:
         estimator = PoseEstimator(weights, imgsz=imgsz, conf=conf, batch=batch, device=device,
                                   max_people=max_people, weights_sha256=weights_sha256 or WEIGHTS_SHA256)
-        pose = estimator.estimate_path(input_path, fps=fps)
+        pose = estimator.estimate_path(input_path, fps=fps, start=start, end=end)
         pose.save(tmp)
     tracks = pose.track_ids()
     with_people = sum(1 for f in pose.frames if f.people)

