@@ -31,5 +31,18 @@ bench: install
 	$(BIN)/python benchmarks/bench_pose.py
 	$(BIN)/python benchmarks/bench_stgcn.py
 
+# Reproduces models/penn-action-stgcn/ from scratch (needs ../shared/datasets/penn_action): trains on
+# the Penn Action train split with the committed config (about 10-25 min on 2 CPU cores, more when
+# the machine is busy; an interrupted run resumes), then measures the test split into the card.
+MODEL_DIR := models/penn-action-stgcn
+MODEL_RUN := build/penn-action-stgcn
+model: install
+	mkdir -p build
+	$(BIN)/actionpipe train --config $(MODEL_DIR)/config.json -o $(MODEL_RUN) --threads 2 \
+		$$(test -f $(MODEL_RUN)/checkpoint.pt && echo --resume)
+	cp $(MODEL_RUN)/card.json $(MODEL_RUN)/weights.pt $(MODEL_DIR)/
+	$(BIN)/actionpipe eval --model $(MODEL_DIR) --dataset penn:../shared/datasets/penn_action --split test \
+		--record --plot $(MODEL_RUN)/confusion.png
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

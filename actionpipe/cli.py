@@ -342,3 +342,91 @@ def classify(inputs, model, device, k, as_json, as_jsonl, keep_dir, imgsz, conf,
     console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {classifier.card.name}")
     if failed:
         sys.exit(1)
+
+
+# --- train / eval --------------------------------------------------------------------------------
+
+@main.command("train")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Training config (JSON or YAML). Default: the ST-GCN paper's recipe; see actionpipe.trainconfig.")
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run directory: card.json + weights.pt (the model), checkpoint.pt, log.jsonl, config.json.")
+@click.option("--dataset", help="penn:DIR, kinetics:DIR or poses:LABELS.csv (overrides the config).")
+@click.option("--labels", help="Kinetics label JSON (default: DIR_label.json beside DIR).")
+@click.option("--epochs", type=click.IntRange(1), help="Override optim.epochs.")
+@click.option("--batch-size", type=click.IntRange(1), help="Override optim.batch_size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override optim.lr.")
+@click.option("--seed", type=int, help="Override seed (same seed, same run).")
+@click.option("--name", help="Model name written to the card.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, JSON value: --set augment.rotation=15 --set optim.ema=0.99")
+@click.option("--resume", is_flag=True, help="Continue the run in -o from its last checkpoint.")
+@_device_option
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's).")
+def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, seed, name, sets, resume, device, threads):
+    """Train an ST-GCN on labelled skeleton clips; writes a model directory usable as --model."""
+    from .train import train
+    from .trainconfig import load_config, parse_override
+
+    overrides = dict(parse_override(s) for s in sets)
+    for key, value in (("dataset", dataset), ("labels", labels), ("optim.epochs", epochs),
+                       ("optim.batch_size", batch_size), ("optim.lr", lr), ("seed", seed), ("name", name)):
+        if value is not None:
+            overrides[key] = value
+    cfg = load_config(config_path, overrides)
+    if not cfg.dataset:
+        from .errors import UsageError
+        raise UsageError(None, "no dataset: pass --dataset (e.g. penn:../shared/datasets/penn_action) or set it in --config")
+    out = train(cfg, run_dir, resume=resume, device=device, threads=threads)
+    console.info(f"{out}: model written (card.json, weights.pt)")
+
+
+@main.command("eval")
+@_model_option
+@click.option("--dataset", required=True,
+              help="penn:DIR, kinetics:DIR, poses:LABELS.csv (skeletons) or videos:LABELS.csv / a video folder "
+                   "with --labels (end to end: pose, pack, model).")
+@click.option("--split", type=click.Choice(["train", "test"]), help="Dataset split (Penn: test is the benchmark).")
+@click.option("--labels", help="Kinetics label JSON, or the labels CSV (file,label) of a video folder.")
+@click.option("--json", "as_json", is_flag=True, help="Metrics as JSON on stdout (tables go to stderr).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG.")
+@click.option("--record", is_flag=True, help="Add the result (with this command line) to the model's card.json.")
+@click.option("--pose-cache", type=click.Path(file_okay=False),
+              help="Videos: keep each video's pose.json here and reuse it on the next run.")
+@click.option("--imgsz", type=click.IntRange(32), help="Videos: pose model input size (default: the card's).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Videos: pose frame rate (default: the card's).")
+@_device_option
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
+def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, imgsz, fps, device, batch):
+    """Accuracy of a model on a labelled dataset: top-1/top-5, per class, confusion matrix."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .evaluate import evaluate_dataset, evaluate_videos, plot_confusion, record_metrics, render_metrics
+
+    card = _card(model)
+    kind, _, rest = dataset.partition(":")
+    if kind == "videos" or (Path(dataset).is_dir() and labels and labels.endswith(".csv")):
+        csv_path = rest if kind == "videos" else labels
+        if pose_cache:
+            Path(pose_cache).mkdir(parents=True, exist_ok=True)
+        result = evaluate_videos(card, csv_path, device, pose_cache, imgsz=imgsz, fps=fps, batch=batch)
+    else:
+        result = evaluate_dataset(card, dataset, split, labels, device, batch)
+    metrics = result.metrics()
+    render_metrics(metrics, console.stderr if as_json else Console())
+    if plot:
+        plot_confusion(metrics, plot, f"{card.name} on {dataset}{' ' + split if split else ''}: "
+                                      f"top-1 {100 * metrics['top1']:.1f}%")
+    if record:
+        record_metrics(card, {"dataset": dataset, "split": split, "clips": metrics["clips"], "top1": metrics["top1"],
+                              "top5": metrics["top5"],
+                              "per_class": {c: v["accuracy"] for c, v in metrics["per_class"].items()},
+                              "command": shlex.join(["actionpipe", "eval", "--model", str(model or card.name),
+                                                     "--dataset", dataset] + (["--split", split] if split else [])
+                                                    + (["--labels", labels] if labels else []))})
+    if as_json:
+        click.echo(json.dumps({"model": card.name, "dataset": dataset, "split": split, **metrics}, indent=2))

@@ -1,0 +1,199 @@
+"""Evaluate a model card on labelled data: top-1, top-5, per-class accuracy, confusion matrix.
+
+Two kinds of data:
+
+* skeleton datasets (``penn:DIR``, ``kinetics:DIR``, ``poses:LABELS.csv``; see
+  :func:`actionpipe.trainconfig.load_dataset`): each clip is prepared exactly as in training
+  and run through :class:`actionpipe.infer.Predictor` (the card's windows, batched);
+* videos (``videos:LABELS.csv``, columns ``file,label`` relative to the CSV, or a folder with a
+  ``--labels`` CSV): end to end through :class:`actionpipe.classify.Classifier` — pose, pack, model.
+  ``pose_cache`` keeps each video's pose file and reuses it, so preprocessing can be compared
+  without re-running the pose model.
+
+Clips whose label the model does not know (e.g. ``other``) are left out of the accuracies and
+listed under ``unknown_labels``, with what the model predicted for them.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import console
+from .cards import ModelCard
+from .errors import ActionpipeError
+
+
+@dataclass
+class Evaluation:
+    """Predictions on a labelled set: ``probabilities`` (N, K) over the card's classes."""
+
+    classes: list[str]
+    names: list[str]
+    labels: list[str]
+    probabilities: np.ndarray
+
+    def metrics(self) -> dict[str, Any]:
+        """top1, top5, per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        known = [i for i, l in enumerate(self.labels) if l in index]
+        k = len(self.classes)
+        y = np.array([index[self.labels[i]] for i in known], dtype=np.int64)
+        probs = self.probabilities[known] if known else np.zeros((0, k))
+        pred = probs.argmax(1) if len(known) else np.zeros(0, dtype=np.int64)
+        top5 = np.argsort(-probs, axis=1)[:, :5]
+        confusion = np.zeros((k, k), dtype=np.int64)
+        np.add.at(confusion, (y, pred), 1)
+        per_class = {c: {"clips": int(confusion[i].sum()),
+                         "accuracy": round(float(confusion[i, i] / confusion[i].sum()), 4) if confusion[i].sum() else None}
+                     for i, c in enumerate(self.classes)}
+        unknown = [{"name": self.names[i], "label": self.labels[i],
+                    "predicted": self.classes[int(self.probabilities[i].argmax())],
+                    "probability": round(float(self.probabilities[i].max()), 4)}
+                   for i in range(len(self.labels)) if self.labels[i] not in index]
+        return {"clips": len(known),
+                "top1": round(float((pred == y).mean()), 4) if len(known) else None,
+                "top5": round(float((top5 == y[:, None]).any(1).mean()), 4) if len(known) else None,
+                "per_class": per_class, "classes": self.classes, "confusion": confusion.tolist(),
+                "unknown_labels": unknown,
+                "errors": [{"name": self.names[i], "label": self.labels[i], "predicted": self.classes[p]}
+                           for i, p, t in zip(known, pred, y) if p != t]}
+
+
+def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, labels: str | None = None,
+                     device: str = "auto", batch_size: int = 64) -> Evaluation:
+    """A skeleton dataset, prepared as in training, through the card's Predictor."""
+    from .infer import Predictor
+    from .pack import Sample
+    from .train import clip_to_model_space
+    from .trainconfig import load_dataset
+
+    clips, _ = load_dataset(dataset, split, labels, card.preprocessing)
+    samples = []
+    for clip in clips:
+        data = clip_to_model_space(clip, card.preprocessing)
+        t = data.shape[1]
+        samples.append(Sample(data[None], np.arange(card.preprocessing.max_people), np.arange(t),
+                              np.arange(t) / float(card.preprocessing.fps or clip.fps),
+                              {"layout": card.preprocessing.layout}))
+    predictions = Predictor(card, device, batch_size).predict(samples, [c.path or c.name for c in clips])
+    return Evaluation(card.classes, [c.name for c in clips], [c.label for c in clips],
+                      np.stack([p.probabilities for p in predictions]))
+
+
+def read_video_labels(labels_csv: str | Path) -> list[tuple[Path, str]]:
+    """``file,label`` rows of a CSV (extra columns ignored), files relative to the CSV."""
+    labels_csv = Path(labels_csv)
+    if not labels_csv.is_file():
+        raise ActionpipeError(labels_csv, "labels CSV not found")
+    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
+            raise ActionpipeError(labels_csv, f"needs columns file,label (got {reader.fieldnames})")
+        rows = [(labels_csv.parent / r["file"], r["label"].strip()) for r in reader if r.get("file")]
+    for path, _ in rows:
+        if not path.is_file():
+            raise ActionpipeError(labels_csv, f"{path} not found")
+    return rows
+
+
+def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto",
+                    pose_cache: str | Path | None = None, **classifier_options) -> Evaluation:
+    """End to end: each video through pose → pack → model (``Classifier``); no person → uniform."""
+    from .classify import Classifier
+    from .pack import pack_people
+    from .posefile import PoseFile
+
+    rows = read_video_labels(labels_csv)
+    classifier = Classifier(card, device=device, **{k: v for k, v in classifier_options.items() if v})
+    k = len(card.classes)
+    probs = np.zeros((len(rows), k))
+    with console.progress() as bar:
+        task = bar.add_task("videos", total=len(rows))
+        for i, (video, _) in enumerate(rows):
+            cached = Path(pose_cache) / video.stem / "pose.json" if pose_cache else None
+            if cached is not None and cached.is_file():
+                sample = pack_people(PoseFile.load(cached), card.preprocessing)
+                found = (sample.track_ids >= 0).any()
+                p = classifier.predictor.predict([sample], [video])[0].probabilities if found else None
+            else:
+                result = classifier.classify(video, keep_dir=pose_cache)
+                p = result.prediction.probabilities if result.prediction is not None else None
+            probs[i] = p if p is not None else np.full(k, 1.0 / k)
+            bar.advance(task)
+    return Evaluation(card.classes, [str(v) for v, _ in rows], [l for _, l in rows], probs)
+
+
+def render_metrics(metrics: dict[str, Any], console_out) -> None:
+    """Per-class accuracy and the confusion matrix as rich tables."""
+    from rich.table import Table
+
+    classes = metrics["classes"]
+    summary = Table(title=f"{metrics['clips']} clips: top-1 {_pct(metrics['top1'])}, top-5 {_pct(metrics['top5'])}",
+                    show_edge=False)
+    for col in ("#", "class", "clips", "accuracy"):
+        summary.add_column(col, justify="right" if col != "class" else "left")
+    for i, c in enumerate(classes):
+        pc = metrics["per_class"][c]
+        summary.add_row(str(i), c, str(pc["clips"]), _pct(pc["accuracy"]))
+    console_out.print(summary)
+    confusion = np.array(metrics["confusion"])
+    table = Table(title="confusion (rows: true class #, columns: predicted class #)", show_edge=False, padding=(0, 1))
+    table.add_column("", justify="right")
+    for i in range(len(classes)):
+        table.add_column(str(i), justify="right")
+    for i, row in enumerate(confusion):
+        table.add_row(str(i), *[(f"[bold green]{v}[/]" if j == i else f"[red]{v}[/]" if v else "·")
+                                for j, v in enumerate(row)])
+    console_out.print(table)
+    for u in metrics["unknown_labels"]:
+        console_out.print(f"not a model class: {u['name']} ({u['label']}) -> {u['predicted']} {u['probability']:.2f}",
+                          markup=False)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "") -> None:
+    """Row-normalised confusion matrix as a PNG (matplotlib, Agg)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .fileio import atomic_path
+
+    confusion = np.array(metrics["confusion"], dtype=float)
+    rows = confusion.sum(1, keepdims=True)
+    share = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
+    classes = metrics["classes"]
+    size = 2 + 0.45 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    for i, j in zip(*np.nonzero(confusion)):
+        ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7,
+                color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"top-1 {_pct(metrics['top1'])} on {metrics['clips']} clips", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def record_metrics(card: ModelCard, entry: dict[str, Any]) -> None:
+    """Add ``entry`` to the card's ``metrics`` (replacing one of the same dataset and split)."""
+    from .fileio import write_json
+
+    raw = dict(card.raw)
+    kept = [m for m in raw.get("metrics", [])
+            if (m.get("dataset"), m.get("split")) != (entry.get("dataset"), entry.get("split"))]
+    raw["metrics"] = kept + [entry]
+    write_json(card.card_path, raw, indent=2)

@@ -1,0 +1,291 @@
+"""Train an ST-GCN on labelled skeleton clips and write a model directory (card.json + weights.pt).
+
+Run directory (``-o RUN_DIR``), also a model directory ``--model`` accepts:
+
+* ``card.json`` + ``weights.pt`` — the checkpoint selected on the *validation* split (held out from
+  the training clips; the test split is never looked at), state_dict in the reference key format;
+* ``checkpoint.pt`` — the last epoch (model, EMA, optimiser), for ``--resume``;
+* ``config.json`` — the full resolved config; ``log.jsonl`` — one line per epoch.
+
+Clips go through :func:`actionpipe.pack.prepare_keypoints` exactly as at inference, after the
+pixel-space augmentation of :mod:`actionpipe.augment` and a speed-jittered resampling to the
+model's frame rate, then a random ``window_frames`` crop (loop-padded when short, like inference).
+Epoch ``e`` draws its randomness from ``(seed, e)`` alone, so a resumed run continues identically.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import console
+from .augment import AugmentConfig, augment
+from .cards import sha256_file
+from .datasets import Clip, class_names
+from .errors import ActionpipeError
+from .fileio import atomic_path, write_json
+from .pack import PackSpec, fit_length, prepare_keypoints, resample_time
+from .trainconfig import TrainConfig, load_dataset
+
+
+# --- clips -> model input ------------------------------------------------------------------------
+
+def clip_to_model_space(clip: Clip, spec: PackSpec, speed: float = 1.0,
+                        keypoints: np.ndarray | None = None) -> np.ndarray:
+    """A clip's first ``spec.max_people`` people resampled to ``spec.fps`` (as if played ``speed``×
+    faster) and prepared like inference does: ``(C, T, V, M)`` float32."""
+    kp = clip.keypoints if keypoints is None else keypoints
+    m = spec.max_people
+    if kp.shape[0] < m:
+        kp = np.concatenate([kp, np.zeros((m - kp.shape[0],) + kp.shape[1:], np.float32)])
+    kp = kp[:m]
+    if spec.fps:
+        kp = kp[:, resample_time(np.arange(kp.shape[1]) / (clip.fps * speed), spec.fps)]
+    out = prepare_keypoints(kp, clip.layout, spec, clip.width, clip.height)
+    return np.ascontiguousarray(out.transpose(3, 1, 2, 0))
+
+
+def training_sample(clip: Clip, spec: PackSpec, window: int, aug: AugmentConfig,
+                    rng: np.random.Generator) -> np.ndarray:
+    """One augmented training input ``(C, window, V, M)``: spatial augmentation, speed jitter, crop."""
+    kp = augment(clip.keypoints, rng, aug, clip.layout, clip.width, clip.height)
+    speed = math.exp(rng.uniform(-1, 1) * math.log1p(aug.speed)) if aug.speed else 1.0
+    data = clip_to_model_space(clip, spec, speed, kp)
+    length = data.shape[1]
+    if length > window:
+        start = int(rng.integers(0, length - window + 1))
+        data = data[:, start:start + window]
+    return fit_length(data, window, spec.pad, axis=1)
+
+
+def window_crops(data: np.ndarray, window: int, stride: int, pad: str) -> list[np.ndarray]:
+    """The inference windows of one ``(C, T, V, M)`` array (see :func:`actionpipe.infer.window_starts`)."""
+    from .infer import window_starts
+
+    if not window:
+        return [data]
+    return [fit_length(data[:, s:s + window], window, pad, axis=1)
+            for s in window_starts(data.shape[1], window, stride)]
+
+
+def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """Stratified hold-out: ``fraction`` of each class (at least one clip when it has two)."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for label in sorted({c.label for c in clips}):
+        members = [c for c in clips if c.label == label]
+        order = rng.permutation(len(members))
+        n_val = min(len(members) - 1, max(1 if len(members) > 1 else 0, round(fraction * len(members))))
+        val += [members[i] for i in order[:n_val]]
+        train += [members[i] for i in order[n_val:]]
+    return train, val
+
+
+# --- optimisation helpers -------------------------------------------------------------------------
+
+def learning_rate(cfg: TrainConfig, progress: float) -> float:
+    """LR at ``progress`` epochs (fractional): linear warm-up, then cosine or step decay."""
+    o = cfg.optim
+    if progress < o.warmup_epochs:
+        return o.lr * (progress + 1e-3) / o.warmup_epochs
+    if o.schedule == "cosine":
+        span = max(cfg.optim.epochs - o.warmup_epochs, 1e-9)
+        return o.min_lr + (o.lr - o.min_lr) * 0.5 * (1 + math.cos(math.pi * (progress - o.warmup_epochs) / span))
+    return o.lr * o.lr_gamma ** sum(progress >= s for s in o.lr_steps)
+
+
+class EMA:
+    """Exponential moving average of a model's weights and buffers (evaluated instead of the model)."""
+
+    def __init__(self, model, decay: float):
+        self.decay, self.updates = decay, 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def update(self, model) -> None:
+        import torch
+
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))  # short memory at the start
+        with torch.no_grad():
+            for e, v in zip(self.model.state_dict().values(), model.state_dict().values()):
+                if e.dtype.is_floating_point:
+                    e.mul_(d).add_(v.detach(), alpha=1 - d)
+                else:
+                    e.copy_(v)
+
+
+def predict_windows(model, arrays: list[np.ndarray], window: int, stride: int, pad: str,
+                    device, batch_size: int = 64) -> np.ndarray:
+    """Softmax probabilities per array, averaged over its inference windows: ``(N, num_class)``."""
+    import torch
+
+    crops, owner = [], []
+    for i, a in enumerate(arrays):
+        c = window_crops(a, window, stride, pad)
+        crops += c
+        owner += [i] * len(c)
+    model.eval()
+    probs = []
+    with torch.inference_mode():
+        step = batch_size if window else 1
+        for b in range(0, len(crops), step):
+            x = torch.from_numpy(np.stack(crops[b:b + step])).to(device)
+            probs.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
+    probs_all, owner_arr = np.concatenate(probs), np.array(owner)
+    return np.stack([probs_all[owner_arr == i].mean(0) for i in range(len(arrays))])
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+@dataclass
+class RunState:
+    epoch: int = 0                 # epochs completed
+    best_val: float = -1.0
+    best_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _card(cfg: TrainConfig, classes: list[str], weights: Path, state: RunState, data: dict) -> dict:
+    return {
+        **cfg.card, "format_version": 1, "name": cfg.name, "description": cfg.description,
+        "architecture": {"type": "stgcn", "layout": cfg.spec.layout, "in_channels": 3,
+                         "num_class": len(classes), **cfg.architecture},
+        "preprocessing": asdict(cfg.spec),
+        "inference": {"window_frames": cfg.window_frames, "window_stride": cfg.window_stride},
+        "classes": classes,
+        "weights": {"file": weights.name, "sha256": sha256_file(weights)},
+        "metrics": [{"split": "validation (held out from train)", "top1": round(state.best_val, 4),
+                     "epoch": state.best_epoch}],
+        "training": {"config": cfg.to_dict(), "epochs_run": state.epoch,
+                     "time_s": round(sum(h["time_s"] for h in state.history), 1),
+                     "selected_epoch": state.best_epoch},
+        "data": {**data, **cfg.card.get("data", {})},
+    }
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: str = "auto",
+          threads: int | None = None, stop_after: int | None = None) -> Path:
+    """Train per ``cfg`` into ``run_dir`` (created); returns the run directory (a model directory).
+
+    ``stop_after``: stop once this many epochs are done (the schedule still spans
+    ``cfg.optim.epochs``); ``resume=True`` continues from the last checkpoint.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .infer import resolve_device
+    from .model import STGCN
+
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / "checkpoint.pt"
+    if resume and not ckpt_path.is_file():
+        raise ActionpipeError(ckpt_path, "nothing to resume: no checkpoint here")
+    if not resume and (run_dir / "card.json").exists():
+        raise ActionpipeError(run_dir, "already holds a trained model (use --resume, or another -o)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+
+    clips, data_info = load_dataset(cfg.dataset, "train", cfg.labels, cfg.spec)
+    classes = class_names(clips)
+    if len(classes) < 2:
+        raise ActionpipeError(cfg.dataset, f"training needs at least 2 classes (found {classes})")
+    train_clips, val_clips = split_validation(clips, cfg.val_fraction, cfg.split_seed)
+    label_of = {c: i for i, c in enumerate(classes)}
+    spec = cfg.spec
+    val_arrays = [clip_to_model_space(c, spec) for c in val_clips]
+    val_labels = np.array([label_of[c.label] for c in val_clips])
+
+    torch.manual_seed(cfg.seed)
+    model = STGCN(in_channels=3, num_class=len(classes), layout=spec.layout, **cfg.architecture).to(dev)
+    o = cfg.optim
+    optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                                weight_decay=o.weight_decay)
+    ema = EMA(model, o.ema) if o.ema else None
+    state = RunState()
+    if resume:
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        if ck["config"] != cfg.to_dict():
+            raise ActionpipeError(ckpt_path, "the checkpoint was made with another config; resume with the same one")
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if ema:
+            ema.model.load_state_dict(ck["ema"])
+            ema.updates = ck["ema_updates"]
+        state = RunState(ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"])
+        console.info(f"resuming {run_dir} after epoch {state.epoch}")
+    write_json(run_dir / "config.json", cfg.to_dict(), indent=2)
+    data_info.update(train_clips=len(train_clips), validation_clips=len(val_clips))
+
+    batches = math.ceil(len(train_clips) / o.batch_size)
+    last_epoch = min(o.epochs, stop_after or o.epochs)
+    with console.progress() as bar:
+        task = bar.add_task("training", total=max(last_epoch - state.epoch, 0) * batches)
+        for epoch in range(state.epoch, last_epoch):
+            started = time.perf_counter()
+            rng = np.random.default_rng([cfg.seed, epoch])
+            torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same numbers after --resume
+            order = rng.permutation(len(train_clips))
+            model.train()
+            loss_sum = correct = seen = 0
+            for b in range(batches):
+                idx = order[b * o.batch_size:(b + 1) * o.batch_size]
+                x = torch.from_numpy(np.stack([training_sample(train_clips[i], spec, cfg.window_frames,
+                                                               cfg.augment, rng) for i in idx])).to(dev)
+                y = torch.tensor([label_of[train_clips[i].label] for i in idx], device=dev)
+                lr = learning_rate(cfg, epoch + b / batches)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=o.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if o.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
+                optimizer.step()
+                if ema:
+                    ema.update(model)
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(idx)
+                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{o.epochs} loss {loss_sum / seen:.3f}")
+            evaluated = ema.model if ema else model
+            val_acc = float("nan")
+            if val_clips:
+                probs = predict_windows(evaluated, val_arrays, cfg.window_frames, cfg.window_stride, spec.pad, dev)
+                val_acc = float((probs.argmax(1) == val_labels).mean())
+            entry = {"epoch": epoch + 1, "loss": round(loss_sum / seen, 5), "train_acc": round(correct / seen, 5),
+                     "val_acc": round(val_acc, 5), "lr": round(lr, 6),
+                     "time_s": round(time.perf_counter() - started, 2)}
+            state.history.append(entry)
+            state.epoch = epoch + 1
+            # No validation split: the last epoch is the model.
+            if not val_clips or val_acc >= state.best_val:
+                state.best_val, state.best_epoch = (val_acc if val_clips else -1.0), epoch + 1
+                with atomic_path(run_dir / "weights.pt") as tmp:
+                    torch.save({k: v.cpu() for k, v in evaluated.state_dict().items()}, tmp)
+            write_json(run_dir / "card.json", _card(cfg, classes, run_dir / "weights.pt", state, data_info), indent=2)
+            with atomic_path(ckpt_path) as tmp:
+                torch.save({"config": cfg.to_dict(), "epoch": state.epoch, "best_val": state.best_val,
+                            "best_epoch": state.best_epoch, "history": state.history,
+                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "ema": ema.model.state_dict() if ema else {},
+                            "ema_updates": ema.updates if ema else 0}, tmp)
+            with atomic_path(run_dir / "log.jsonl") as tmp:
+                tmp.write_text("".join(f"{_json(h)}\n" for h in state.history))
+            console.info(f"epoch {epoch + 1}/{o.epochs}: loss {entry['loss']:.4f}, train {entry['train_acc']:.3f}, "
+                         f"val {val_acc:.3f}, lr {lr:.4g}, {entry['time_s']:.0f}s")
+    return run_dir
+
+
+def _json(obj: Any) -> str:
+    import json
+    return json.dumps(obj)
