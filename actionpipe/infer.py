@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .cards import ModelCard
+from .devices import resolve_device
 from .errors import ActionpipeError
 from .fileio import read_json
 from .layouts import get_layout
@@ -27,24 +28,6 @@ from .pack import Sample, fit_length
 
 FORMAT = "actionpipe.scores"
 FORMAT_VERSION = 1
-
-
-def resolve_device(device: str = "auto"):
-    """``auto`` → CUDA when available, else CPU; ``cuda[:N]`` fails clearly without a GPU."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ActionpipeError(None, f"--device {device}: no CUDA device is available (use cpu or auto)")
-        index = torch.device(device).index or 0
-        if index >= torch.cuda.device_count():
-            raise ActionpipeError(None, f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-        return torch.device(device)
-    if device == "cpu":
-        return torch.device("cpu")
-    raise ActionpipeError(None, f"unknown device {device!r} (expected auto, cpu or cuda[:N])")
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -73,7 +56,7 @@ class Predictor:
         import torch
 
         self.card = card
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.batch_size = max(1, batch_size)
         self.model = card.load_model(self.device)
         self.window = int(card.inference.get("window_frames") or 0)

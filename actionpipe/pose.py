@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import os
-import re
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from . import console
+from .devices import resolve_device
 from .errors import ActionpipeError, UsageError
 from .extract import read_frames_dir
 from .posefile import Person, PoseFile, PoseFrame
@@ -68,23 +68,6 @@ def verify_weights(path: str | Path, expected_sha256: str | None = WEIGHTS_SHA25
         raise ActionpipeError(path, f"pose weights have SHA-256 {actual}, expected {expected_sha256} "
                                     "(damaged or different file; pass --weights-sha256 for other weights)")
     return actual
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` to a torch device name; auto prefers CUDA."""
-    import torch
-
-    match = re.fullmatch(r"cuda(?::(\d+))?", device)
-    if device not in ("auto", "cpu") and not match:
-        raise UsageError(None, f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        return "cpu"
-    if not torch.cuda.is_available():
-        raise ActionpipeError(None, f"--device {device}: CUDA is not available on this machine")
-    index = int(match.group(1) or 0) if match else 0
-    if index >= torch.cuda.device_count():
-        raise ActionpipeError(None, f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-    return f"cuda:{index}"
 
 
 def _load_yolo(weights: Path):

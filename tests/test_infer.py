@@ -82,7 +82,7 @@ def test_layout_mismatch_is_a_clear_error(card):
 
 def test_cuda_request_without_gpu_fails_cleanly(card, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ActionpipeError, match="no CUDA device"):
+    with pytest.raises(ActionpipeError, match="CUDA is not available"):
         Predictor(card, "cuda:0")
     assert Predictor(card, "auto").device.type == "cpu"
 

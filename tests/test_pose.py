@@ -11,7 +11,8 @@ import pytest
 
 from actionpipe.extract import extract_frames
 from actionpipe.layouts import COCO17
-from actionpipe.pose import WEIGHTS_SHA256, PoseEstimator, default_weights, resolve_device
+from actionpipe.devices import resolve_device
+from actionpipe.pose import WEIGHTS_SHA256, PoseEstimator, default_weights
 from actionpipe.posefile import PoseFile
 
 from test_extract import assert_one_line_error, write_video, _bad_inputs
