@@ -3,20 +3,68 @@
 Models are loaded once and reused for every video; nothing goes through intermediate files
 unless ``keep_dir`` asks for them (then each video gets ``pose.json``, ``sample.npz`` and
 ``scores.json`` in ``keep_dir/<video stem>/``).
+
+Beyond the clip label (the top-M people of the whole video, as the model was trained):
+
+* ``window_s``/``stride_s``: a :class:`~actionpipe.timeline.Timeline` of sliding windows merged
+  into segments; the whole-video scores are the windows' ``mean`` or ``max``.
+* ``per_person``: every track seen for at least ``min_track_s`` classified on its own.
+
+All windows of the clip and of every person go through the ST-GCN in shared batches. With
+``prefetch``, a background thread decodes up to :data:`PREFETCH_FRAMES` frames ahead, across
+video boundaries, while the pose model works (see ``benchmarks/bench_long.py`` for what it buys).
 """
 from __future__ import annotations
 
+import json
+import os
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
+
 from .cards import ModelCard
 from .errors import ActionpipeError
 from .fileio import write_json
 from .infer import Prediction, Predictor, prediction_item, scores_document
-from .pack import pack_people
+from .pack import pack_people, pack_track
 from .report import top_k
+from .timeline import AGGREGATES, Timeline, aggregate
+from .video import expected_frame_count, output_fps, probe, read_frames
+
+PREFETCH_FRAMES = 64
+DEFAULT_MIN_TRACK_S = 1.0
+
+
+def _top_dict(probabilities: np.ndarray, classes: list[str], k: int) -> dict[str, Any]:
+    top = top_k(probabilities, classes, k)
+    return {"label": top[0][0], "probability": round(top[0][1], 6),
+            "top": [{"class": c, "probability": round(p, 6)} for c, p in top]}
+
+
+@dataclass
+class PersonResult:
+    """One tracked person classified on its own track; ``box``: median x1, y1, x2, y2 in pixels."""
+
+    track_id: int
+    start_s: float
+    end_s: float
+    frames: int
+    box: list[float]
+    prediction: Prediction
+    timeline: Timeline | None = None
+
+    def to_dict(self, classes: list[str], k: int = 5) -> dict[str, Any]:
+        d = {"track_id": self.track_id, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
+             "frames": self.frames, "box": [round(v, 1) for v in self.box],
+             **_top_dict(self.prediction.probabilities, classes, k)}
+        if self.timeline is not None:
+            d["timeline"] = self.timeline.to_dict(k)
+        return d
 
 
 @dataclass
@@ -29,6 +77,8 @@ class VideoResult:
     prediction: Prediction | None = None
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    timeline: Timeline | None = None
+    people: list[PersonResult] | None = None  # None: not asked for (--per-person)
 
     @property
     def ok(self) -> bool:
@@ -39,16 +89,134 @@ class VideoResult:
         return top_k(self.prediction.probabilities, self.classes, 1)[0][0] if self.prediction else None
 
     def to_dict(self, k: int = 5) -> dict[str, Any]:
-        """JSON-ready: video, status, label, probability, top-k, and the run's details."""
+        """JSON-ready: video, status, label, probability, top-k, timeline, people, run details."""
         d: dict[str, Any] = {"video": self.video, "status": self.status}
         if self.prediction is not None:
-            top = top_k(self.prediction.probabilities, self.classes, k)
-            d.update(label=top[0][0], probability=round(top[0][1], 6),
-                     top=[{"class": c, "probability": round(p, 6)} for c, p in top])
+            d.update(_top_dict(self.prediction.probabilities, self.classes, k))
         if self.error:
             d["error"] = self.error
         d.update(self.info)
+        if self.timeline is not None:
+            d["timeline"] = self.timeline.to_dict(k)
+        if self.people is not None:
+            d["per_person"] = [p.to_dict(self.classes, k) for p in self.people]
         return d
+
+    def summary_lines(self) -> list[str]:
+        """Human lines for the timeline segments and the people (empty when neither was asked for)."""
+        lines = []
+        if self.timeline is not None:
+            lines.append("segments:")
+            lines += [f"  {s}" for s in self.timeline.segments()]
+        for p in self.people or []:
+            label, prob = top_k(p.prediction.probabilities, self.classes, 1)[0]
+            box = ",".join(f"{v:.0f}" for v in p.box)
+            lines.append(f"person {p.track_id}: {p.start_s:.1f}–{p.end_s:.1f} s, box {box}: {label} {prob:.2f}")
+            lines += [f"  {s}" for s in (p.timeline.segments() if p.timeline else [])]
+        return lines
+
+
+def describe_tracks(pose) -> dict[int, dict[str, Any]]:
+    """Per track id: first/last time (end exclusive), frames seen and median box, by first appearance."""
+    boxes: dict[int, list[np.ndarray]] = {}
+    times: dict[int, list[float]] = {}
+    for frame in pose.frames:
+        for p in frame.people:
+            boxes.setdefault(p.track_id, []).append(np.asarray(p.box, dtype=np.float64))
+            times.setdefault(p.track_id, []).append(frame.time_s)
+    return {t: {"start_s": times[t][0], "end_s": times[t][-1] + 1.0 / pose.fps, "frames": len(times[t]),
+                "box": np.median(np.stack(boxes[t]), axis=0).tolist()} for t in boxes}
+
+
+class _VideoFrames:
+    """One video's frames as they come out of the prefetch queue; ends at ``_END`` or an error."""
+
+    def __init__(self, q: queue.Queue):
+        self.queue, self.done = q, False
+
+    def __iter__(self) -> Iterator[Any]:
+        while not self.done:
+            item = self.queue.get()
+            if item is _END or isinstance(item, BaseException):
+                self.done = True
+                if item is not _END:
+                    raise item
+                return
+            yield item
+
+    def drain(self) -> None:
+        """Skip what is left of this video (its consumer stopped early)."""
+        try:
+            for _ in self:
+                pass
+        except Exception:  # the consumer already failed; this video's later error changes nothing
+            pass
+
+
+_END = object()
+
+
+def _decode_serial(videos: list[Path], fps: float | None, max_side: int):
+    for video in videos:
+        try:
+            info = probe(video)
+        except ActionpipeError as exc:
+            yield video, exc, None
+            continue
+        yield video, info, read_frames(video, fps=fps, max_side=max_side)
+
+
+def _decode_ahead(videos: list[Path], fps: float | None, max_side: int, depth: int = PREFETCH_FRAMES):
+    """Like :func:`_decode_serial`, but a thread decodes up to ``depth`` frames ahead, across videos."""
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        # Every video gets a header (its VideoInfo, or the exception probing it raised), then its
+        # frames and _END, or an exception: the consumer never waits for an item that cannot come.
+        for video in videos:
+            try:
+                info = probe(video)
+            except Exception as exc:
+                if not put(exc):
+                    return
+                continue
+            if not put(info):
+                return
+            try:
+                for frame in read_frames(video, fps=fps, max_side=max_side):
+                    if not put(frame):
+                        return
+            except Exception as exc:  # handed to the consumer, which raises it as its own
+                if not put(exc):
+                    return
+                continue
+            if not put(_END):
+                return
+
+    thread = threading.Thread(target=run, name="actionpipe-decode", daemon=True)
+    thread.start()
+    try:
+        for video in videos:
+            info = q.get()
+            if isinstance(info, BaseException):
+                yield video, info, None
+                continue
+            frames = _VideoFrames(q)
+            yield video, info, frames
+            frames.drain()
+    finally:
+        stop.set()
+        thread.join()
 
 
 class Classifier:
@@ -56,26 +224,73 @@ class Classifier:
 
     Pose settings default to the card's ``pose`` section (the settings its accuracy was measured
     with), then to the pose stage's defaults; the pose runs at the model's frame rate.
+    ``load_pose=False`` skips the pose model for callers that only use :meth:`classify_pose`.
     """
 
     def __init__(self, card: ModelCard, *, device: str = "auto", imgsz: int | None = None,
                  conf: float | None = None, fps: float | None = None, batch: int = 16,
-                 pose_weights: str | Path | None = None):
+                 pose_weights: str | Path | None = None, window_s: float | None = None,
+                 stride_s: float | None = None, aggregate: str = "mean", per_person: bool = False,
+                 min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True):
         from .pose import PoseEstimator
 
+        if aggregate not in AGGREGATES:
+            raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(AGGREGATES)})")
+        if (window_s is not None and window_s <= 0) or (stride_s is not None and (stride_s <= 0 or window_s is None)):
+            raise ActionpipeError(None, f"window ({window_s}) and stride ({stride_s}) must be positive "
+                                        "seconds, and a stride needs a window")
         pose_defaults = card.raw.get("pose", {})
         settings = {"imgsz": imgsz or pose_defaults.get("imgsz"), "conf": conf or pose_defaults.get("conf")}
         self.card = card
         self.fps = fps or pose_defaults.get("fps") or card.preprocessing.fps
-        self.pose = PoseEstimator(pose_weights, device=device,
-                                  **{k: v for k, v in settings.items() if v is not None})
+        self.pose = PoseEstimator(pose_weights, device=device, **{k: v for k, v in settings.items()
+                                                                  if v is not None}) if load_pose else None
         self.predictor = Predictor(card, device, batch)
+        self.window_s, self.stride_s = window_s, (stride_s or (window_s / 2 if window_s else None))
+        self.aggregate, self.per_person, self.min_track_s = aggregate, per_person, min_track_s
+        self.prefetch = prefetch
+
+    def use_model_windows(self) -> None:
+        """Timeline windows of the card's own window and stride (2 s / 1 s when it has none)."""
+        frames = self.card.inference.get("window_frames")
+        rate = self.card.preprocessing.fps or self.fps
+        if not frames or not rate:
+            self.window_s, self.stride_s = 2.0, 1.0
+            return
+        self.window_s = frames / rate
+        self.stride_s = (self.card.inference.get("window_stride") or frames) / rate
 
     def classify(self, video: str | Path, keep_dir: str | Path | None = None) -> VideoResult:
         """Classify one video; raises ActionpipeError for a broken one."""
-        start = time.perf_counter()
-        pose = self.pose.estimate_path(video, fps=self.fps)
-        sample = pack_people(pose, self.card.preprocessing)
+        return next(self._classify_all([Path(video)], keep_dir, keep_going=False))
+
+    def classify_many(self, videos: Iterable[str | Path],
+                      keep_dir: str | Path | None = None) -> Iterator[VideoResult]:
+        """Classify each video; a broken one yields an ``error`` result and the rest go on."""
+        yield from self._classify_all([Path(v) for v in videos], keep_dir, keep_going=True)
+
+    def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool) -> Iterator[VideoResult]:
+        decode = _decode_ahead if self.prefetch else _decode_serial
+        for video, info, frames in decode(videos, self.fps, self.pose.imgsz):
+            start = time.perf_counter()
+            try:
+                if isinstance(info, BaseException):
+                    raise info
+                pose = self.pose.estimate(frames, width=info.width, height=info.height,
+                                          fps=output_fps(info, self.fps), source=info.to_dict(),
+                                          total=expected_frame_count(info, self.fps))
+                result = self.classify_pose(pose, video, keep_dir)
+            except ActionpipeError as exc:
+                if not keep_going:
+                    raise
+                result = VideoResult(str(video), "error", self.card.classes, error=str(exc))
+            result.info["seconds"] = round(time.perf_counter() - start, 3)
+            yield result
+
+    def classify_pose(self, pose, video: str | Path, keep_dir: str | Path | None = None) -> VideoResult:
+        """Classify a video whose pose file is already known (what :meth:`classify` does after pose)."""
+        spec = self.card.preprocessing
+        sample = pack_people(pose, spec)
         info = {"frames": pose.num_frames, "duration_s": round(pose.num_frames / pose.fps, 3),
                 "people": len(pose.track_ids()), "tracks_used": [int(t) for t in sample.track_ids if t >= 0]}
         keep = None
@@ -85,21 +300,93 @@ class Classifier:
             pose.save(keep / "pose.json")
             sample.save(keep / "sample.npz")
         if not info["tracks_used"]:
-            result = VideoResult(str(video), "no_person", self.card.classes, info=info)
-        else:
-            prediction = self.predictor.predict([sample], [video])[0]
-            result = VideoResult(str(video), "ok", self.card.classes, prediction, info=info)
-            if keep is not None:
-                write_json(keep / "scores.json", scores_document(self.card, [prediction_item(str(video), prediction)]))
-        result.info["seconds"] = round(time.perf_counter() - start, 3)
+            return VideoResult(str(video), "no_person", self.card.classes, info=info,
+                               people=[] if self.per_person else None)
+        tracks = {t: d for t, d in describe_tracks(pose).items()
+                  if d["frames"] / pose.fps >= self.min_track_s} if self.per_person else {}
+        samples = [sample] + [pack_track(pose, spec, t) for t in tracks]
+        (prediction, clip_timeline), *per_track = self._predict(samples, video)
+        result = VideoResult(str(video), "ok", self.card.classes, prediction, info=info, timeline=clip_timeline)
+        if self.per_person:
+            result.people = [PersonResult(int(t), d["start_s"], d["end_s"], d["frames"], d["box"], pred, tl)
+                             for (t, d), (pred, tl) in zip(tracks.items(), per_track)]
+        if keep is not None:
+            write_json(keep / "scores.json", scores_document(self.card, [prediction_item(str(video), prediction)]))
         return result
 
-    def classify_many(self, videos: Iterable[str | Path],
-                      keep_dir: str | Path | None = None) -> Iterator[VideoResult]:
-        """Classify each video; a broken one yields an ``error`` result and the rest go on."""
-        for video in videos:
-            try:
-                yield self.classify(video, keep_dir)
-            except ActionpipeError as exc:
-                yield VideoResult(str(video), "error", self.card.classes, error=str(exc))
+    def _predict(self, samples, video) -> list[tuple[Prediction, Timeline | None]]:
+        """One batched pass over every window of every sample; aggregate and build timelines."""
+        sample_fps = float(samples[0].meta["fps"])
+        if self.window_s:
+            # The Predictor cuts windows in frames; the timeline's seconds depend on this video's rate.
+            self.predictor.window = max(1, round(self.window_s * sample_fps))
+            self.predictor.stride = max(1, round(self.stride_s * sample_fps))
+        out = []
+        for pred in self.predictor.predict(samples, [video] * len(samples)):
+            pred = Prediction(aggregate(pred.window_probabilities, self.aggregate),
+                              pred.window_probabilities, pred.window_times)
+            timeline = None
+            if self.window_s:
+                settings = {"window_s": self.window_s, "stride_s": self.stride_s, "aggregate": self.aggregate}
+                timeline = Timeline(pred.window_times[:, 0], pred.window_times[:, 1] + 1.0 / sample_fps,
+                                    pred.window_probabilities, self.card.classes, settings)
+            out.append((pred, timeline))
+        return out
 
+
+# --- JSONL results: one complete line per video, resumable ------------------------------------
+
+def repair_jsonl(path: str | Path) -> int:
+    """Cut a trailing partial line (a run killed mid-write); returns the bytes removed."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        if keep < len(data):
+            f.truncate(keep)
+            os.fsync(f.fileno())
+    return len(data) - keep
+
+
+def done_videos(path: str | Path) -> set[str]:
+    """Real paths of the videos a JSONL already holds a result for (``error`` lines do not count)."""
+    done = set()
+    if Path(path).is_file():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(d, dict) and d.get("status") in ("ok", "no_person") and "video" in d:
+                    done.add(os.path.realpath(d["video"]))
+    return done
+
+
+class JsonlWriter:
+    """Appends one JSON object per line; each line is one ``os.write`` then ``fsync``, so a killed
+    run leaves whole lines only (a cut-off line from a crash mid-write is removed on open)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise ActionpipeError(self.path, f"cannot write: directory {self.path.parent} does not exist")
+        self.repaired = repair_jsonl(self.path)
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ActionpipeError(self.path, f"cannot write: {exc.strerror}") from None
+
+    def write(self, obj: Any) -> None:
+        line = (json.dumps(obj) + "\n").encode("utf-8")
+        before = os.fstat(self.fd).st_size
+        written = os.write(self.fd, line)
+        if written != len(line):  # disk full: take the partial line back rather than leave it
+            os.ftruncate(self.fd, before)
+            raise ActionpipeError(self.path, f"short write ({written} of {len(line)} bytes): disk full?")
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)

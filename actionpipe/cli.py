@@ -289,7 +289,38 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
                  f"{summary['width']}x{summary['height']} at {summary['fps']:g} fps")
 
 
-# --- classify ------------------------------------------------------------------------------------
+# --- classify / render ---------------------------------------------------------------------------
+
+_seconds = click.FloatRange(min=0, min_open=True)
+_analysis_options = [
+    click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's)."),
+    click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold."),
+    click.option("--fps", type=_seconds, help="Pose frame rate (default: the model card's)."),
+    click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Windows per ST-GCN forward pass."),
+    click.option("--window", "window_s", type=_seconds, metavar="SEC",
+                 help="Classify sliding windows of SEC seconds: per-window classes merged into a timeline of segments."),
+    click.option("--stride", "stride_s", type=_seconds, metavar="SEC", help="Step between windows. Default: half the window."),
+    click.option("--aggregate", default="mean", show_default=True, type=click.Choice(["mean", "max"]),
+                 help="Whole-video scores from the windows: their mean, or each class's maximum (finds a short "
+                      "action in a long video; does not sum to 1)."),
+    click.option("--min-track-s", default=1.0, show_default=True, type=click.FloatRange(min=0), metavar="SEC",
+                 help="Per person: skip tracks seen for less than SEC seconds."),
+]
+
+
+def _with_options(options):
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def _check_window(window_s, stride_s) -> None:
+    if stride_s and not window_s:
+        from .errors import UsageError
+        raise UsageError(None, "--stride needs --window")
+
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
@@ -297,52 +328,134 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
 @_device_option
 @click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes shown per video.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every video's result on stdout.")
-@click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON line per video on stdout, as each finishes.")
+@click.option("--jsonl", "jsonl_path", metavar="FILE",
+              help="Append one JSON line per video to FILE as each finishes ('-': stdout). A killed run leaves whole lines.")
+@click.option("--skip-existing", is_flag=True, help="With --jsonl FILE: skip videos FILE already has a result for (resume).")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Write pose.json, sample.npz and scores.json per video here.")
-@click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's).")
-@click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Pose frame rate (default: the model card's).")
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Windows per ST-GCN forward pass.")
-def classify(inputs, model, device, k, as_json, as_jsonl, keep_dir, imgsz, conf, fps, batch):
+@click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track (id, time span, box).")
+@_with_options(_analysis_options)
+@click.option("--no-prefetch", is_flag=True, help="Do not decode ahead in a background thread.")
+def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_dir, per_person, imgsz, conf,
+             fps, batch, window_s, stride_s, aggregate, min_track_s, no_prefetch):
     """Classify videos (files or folders of videos): all stages in one process.
 
     Exit code 0 when every video was classified, 1 when any failed (each failure is reported on
     stderr and in the JSON output, and the other videos still run).
     """
     import json
+    import os
 
     from rich.console import Console
 
-    from .classify import Classifier
+    from .classify import Classifier, JsonlWriter, done_videos
     from .errors import UsageError
     from .report import render_table
     from .video import expand_videos
 
-    if as_json and as_jsonl:
-        raise UsageError(None, "--json and --jsonl are exclusive")
+    if as_json and jsonl_path == "-":
+        raise UsageError(None, "--json and --jsonl - both write to stdout: pick one")
+    if skip_existing and jsonl_path in (None, "-"):
+        raise UsageError(None, "--skip-existing needs --jsonl FILE (the results to resume)")
+    _check_window(window_s, stride_s)
     videos = expand_videos(inputs)
     if not videos:
         raise UsageError(None, f"no video files found in: {', '.join(inputs)}")
-    classifier = Classifier(_card(model), device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch)
+    writer = JsonlWriter(jsonl_path) if jsonl_path not in (None, "-") else None
+    if writer and writer.repaired:
+        console.warn(f"{jsonl_path}: removed a partial last line ({writer.repaired} bytes) of an interrupted run")
+    if skip_existing:
+        done = done_videos(jsonl_path)
+        todo = [v for v in videos if os.path.realpath(v) not in done]
+        console.info(f"{jsonl_path}: {len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
+        videos = todo
+    card = _card(model)
     results, out = [], Console()
-    for result in classifier.classify_many(videos, keep_dir):
-        results.append(result)
-        if result.status == "error":
-            console.stderr.print(f"actionpipe: error: {result.error}", markup=False, soft_wrap=True)
-        elif result.status == "no_person":
-            console.warn(f"{result.video}: no person found; no action reported")
-        if as_jsonl:
-            click.echo(json.dumps(result.to_dict(k)))
-        elif not as_json and result.prediction is not None:
-            d = result.to_dict(k)
-            render_table([{"source": d["video"], "top": d["top"]}], out)
+    try:
+        if videos:
+            classifier = Classifier(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
+                                    window_s=window_s, stride_s=stride_s, aggregate=aggregate,
+                                    per_person=per_person, min_track_s=min_track_s, prefetch=not no_prefetch)
+            for result in classifier.classify_many(videos, keep_dir):
+                results.append(result)
+                d = result.to_dict(k)
+                if result.status == "error":
+                    console.stderr.print(f"actionpipe: error: {result.error}", markup=False, soft_wrap=True)
+                elif result.status == "no_person":
+                    console.warn(f"{result.video}: no person found; no action reported")
+                if len(videos) > 1 and result.ok:
+                    console.info(f"[{len(results)}/{len(videos)}] {result.video}: "
+                                 f"{d.get('label', result.status)} ({d['seconds']:.1f} s)")
+                if writer:
+                    writer.write(d)
+                elif jsonl_path == "-":
+                    click.echo(json.dumps(d))
+                elif not as_json and result.prediction is not None:
+                    render_table([{"source": d["video"], "top": d["top"]}], out)
+                    for line in result.summary_lines():
+                        click.echo(line)
+    finally:
+        if writer:
+            writer.close()
     if as_json:
-        click.echo(json.dumps({"model": classifier.card.name, "results": [r.to_dict(k) for r in results]}, indent=2))
+        click.echo(json.dumps({"model": card.name, "results": [r.to_dict(k) for r in results]}, indent=2))
     failed = sum(not r.ok for r in results)
-    console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {classifier.card.name}")
+    console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {card.name}")
     if failed:
         sys.exit(1)
 
+
+@main.command("render")
+@click.argument("video", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Video to write (.mp4).")
+@click.option("--pose", "pose_path", type=click.Path(dir_okay=False),
+              help="Pose file of VIDEO (from `pose` or `classify --keep`). Default: computed.")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False),
+              help="`classify --json`/`--jsonl` output holding VIDEO's result. Default: computed with --model, "
+                   "with --window (default: the model's window) and per person.")
+@_model_option
+@_device_option
+@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes in the bar chart.")
+@click.option("--save-scores", type=click.Path(dir_okay=False), help="Also write the computed result (JSON) here.")
+@click.option("--save-pose", type=click.Path(dir_okay=False), help="Also write the computed pose file here.")
+@_with_options(_analysis_options)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def render_cmd(video, output, pose_path, scores_path, model, device, k, save_scores, save_pose, imgsz, conf,
+               fps, batch, window_s, stride_s, aggregate, min_track_s, as_json):
+    """Draw skeletons, boxes, current labels, class bars and a segment timeline onto VIDEO."""
+    import json
+
+    from .errors import about
+    from .fileio import write_json
+    from .posefile import PoseFile
+    from .render import load_result, render_video
+
+    _check_window(window_s, stride_s)
+    pose = PoseFile.load(pose_path) if pose_path else None
+    result = load_result(scores_path, video) if scores_path else None
+    if pose is None or result is None:
+        from .classify import Classifier
+
+        classifier = Classifier(_card(model), device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
+                                window_s=window_s, stride_s=stride_s, aggregate=aggregate,
+                                per_person=True, min_track_s=min_track_s, load_pose=pose is None)
+        if not window_s:
+            classifier.use_model_windows()
+        with about(video):
+            if pose is None:
+                pose = classifier.pose.estimate_path(video, fps=classifier.fps)
+            if result is None:
+                result = classifier.classify_pose(pose, video).to_dict(k)
+    if save_pose:
+        pose.save(save_pose)
+    if save_scores:
+        write_json(save_scores, result, indent=1)
+    summary = render_video(video, output, pose, result)
+    if as_json:
+        click.echo(json.dumps(summary))
+    codec = ("H.264 (avc1)" if summary["codec"] == "avc1" else
+             "MPEG-4 Part 2 (mp4v): this OpenCV build has no H.264 encoder")
+    console.info(f"{output}: {summary['frames']} frames, {summary['width']}x{summary['height']} "
+                 f"at {summary['fps']:g} fps, {codec}")
 
 # --- train / eval --------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ width, height, source and the pack settings.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 from .errors import ActionpipeError
 from .fileio import save_npz
 from .layouts import convert_keypoints, get_layout
-from .posefile import PoseFile
+from .posefile import PoseFile, PoseFrame
 
 FORMAT_VERSION = 1
 RANKINGS = ("confidence", "area", "prominence")
@@ -251,3 +251,17 @@ def pack_people(pose: PoseFile, spec: PackSpec) -> Sample:
             "width": pose.width, "height": pose.height, "source": pose.source,
             "people_found": len(pose.track_ids()), "pack": asdict(spec)}
     return Sample(data.astype(np.float32), people.track_ids, frame_indices, times, meta)
+
+
+def pack_track(pose: PoseFile, spec: PackSpec, track_id: int) -> Sample:
+    """One person's own sample: only ``track_id``, from its first to its last frame, in slot 0.
+
+    The other ``spec.max_people - 1`` slots stay empty, exactly as for a one-person clip in
+    training (the model averages over all M slots, so M must stay what the model was trained with).
+    """
+    frames = [PoseFrame(f.index, f.time_s, [p for p in f.people if p.track_id == track_id])
+              for f in pose.frames]
+    seen = [i for i, f in enumerate(frames) if f.people]
+    if not seen:
+        raise ActionpipeError(None, f"track {track_id} does not appear in the pose file")
+    return pack_people(replace(pose, frames=frames[seen[0]:seen[-1] + 1]), spec)

@@ -1,13 +1,22 @@
-"""classify end to end on real footage with a small test model: mechanics, not accuracy."""
+"""classify end to end on real footage with a small test model: mechanics, not accuracy.
+
+Timelines, per-person results and resumable JSONL output included."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from actionpipe.classify import Classifier
+from actionpipe.classify import Classifier, JsonlWriter, done_videos, repair_jsonl
+from actionpipe.pack import pack_track
+from actionpipe.posefile import PoseFile
 from test_infer import CLASSES, write_card
 
 
@@ -33,16 +42,6 @@ def card(tmp_path_factory):
     return write_card(tmp_path_factory.mktemp("models") / "tiny")
 
 
-def test_classifier_runs_every_stage_on_real_footage(card, short_clip, tmp_path):
-    result = Classifier(card, device="cpu", imgsz=320, fps=15).classify(short_clip, keep_dir=tmp_path)
-    assert result.status == "ok" and result.label in CLASSES
-    assert result.prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
-    assert result.info["people"] >= 2 and len(result.info["tracks_used"]) == 2
-    assert result.info["frames"] == 12  # 24 frames at 30 fps, posed at 15 fps
-    kept = tmp_path / "two_people"
-    assert {p.name for p in kept.iterdir()} == {"pose.json", "sample.npz", "scores.json"}
-
-
 def test_classify_folder_skips_broken_video_and_fails_exit_code(card, short_clip, tmp_path, run_cli):
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -66,7 +65,7 @@ def test_classify_jsonl_and_no_person(card, tmp_path, run_cli):
     for i in range(10):
         writer.write(np.full((240, 320, 3), 40 + i, np.uint8))
     writer.release()
-    r = run_cli("classify", blank, "--model", card.directory, "--device", "cpu", "--jsonl")
+    r = run_cli("classify", blank, "--model", card.directory, "--device", "cpu", "--jsonl", "-")
     assert r.exit_code == 0
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == 1 and lines[0]["status"] == "no_person" and "label" not in lines[0]
@@ -75,5 +74,157 @@ def test_classify_jsonl_and_no_person(card, tmp_path, run_cli):
 def test_classify_usage_errors(card, tmp_path, run_cli):
     r = run_cli("classify", tmp_path, "--model", card.directory)
     assert r.exit_code == 2 and "no video files" in r.stderr
-    r = run_cli("classify", tmp_path / "missing.mp4", "--model", card.directory, "--json", "--jsonl")
-    assert r.exit_code == 2
+    for flags, problem in ((["--json", "--jsonl", "-"], "pick one"), (["--skip-existing"], "--jsonl FILE"),
+                           (["--skip-existing", "--jsonl", "-"], "--jsonl FILE"), (["--stride", "1"], "--window")):
+        r = run_cli("classify", tmp_path / "missing.mp4", "--model", card.directory, *flags)
+        assert r.exit_code == 2 and problem in r.stderr, (flags, r.stderr)
+
+
+# --- long videos, several people -----------------------------------------------------------------
+
+def make_side_by_side(demo_video, path, frames=72):
+    """Two real people doing different things, side by side (828x360, 30 fps): left, the man
+    jumping on the box (from the start); right, the woman walking, who enters at ~1.3 s."""
+    cap = cv2.VideoCapture(str(demo_video))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (828, 360))
+    for _ in range(frames):
+        ok, frame = cap.read()
+        assert ok
+        left = cv2.resize(frame[0:600, 380:914], (320, 360), interpolation=cv2.INTER_AREA)
+        right = cv2.resize(frame[380:994, 900:1768], (508, 360), interpolation=cv2.INTER_AREA)
+        writer.write(np.hstack([left, right]))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def side_by_side(demo_video, tmp_path_factory):
+    return make_side_by_side(demo_video, tmp_path_factory.mktemp("clips") / "side_by_side.mp4")
+
+
+@pytest.fixture(scope="module")
+def timeline_run(card, side_by_side, tmp_path_factory):
+    """One real run with 0.8 s windows and per person: (classifier, result, kept pose file)."""
+    keep = tmp_path_factory.mktemp("keep")
+    classifier = Classifier(card, device="cpu", imgsz=320, fps=15, window_s=0.8, stride_s=0.4,
+                            per_person=True, min_track_s=0.3)
+    result = classifier.classify(side_by_side, keep_dir=keep)
+    return classifier, result, PoseFile.load(keep / "side_by_side" / "pose.json")
+
+
+def test_classifier_runs_every_stage_on_real_footage(timeline_run, tmp_path):
+    _, result, _ = timeline_run
+    assert result.status == "ok" and result.label in CLASSES
+    assert result.prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert result.info["people"] >= 2 and len(result.info["tracks_used"]) == 2
+    assert result.info["frames"] == 36  # 72 frames at 30 fps, posed at 15 fps
+
+
+def test_timeline_windows_are_the_predictors_batched_windows(timeline_run):
+    classifier, result, pose = timeline_run
+    tl = result.timeline
+    # 36 frames at 15 fps, 12-frame windows every 6 frames: starts 0, 6, 12, 18, 24.
+    assert (classifier.predictor.window, classifier.predictor.stride) == (12, 6)
+    assert np.allclose(tl.starts, np.array([0, 6, 12, 18, 24]) / 15)
+    assert np.allclose(tl.ends - tl.starts, 0.8)
+    assert np.allclose(result.prediction.probabilities, tl.probabilities.mean(0))
+    segs = tl.segments()
+    assert segs[0].start_s == 0 and segs[-1].end_s == pytest.approx(2.4)
+    assert all(a.end_s == b.start_s for a, b in zip(segs, segs[1:]))
+    d = result.to_dict(2)
+    assert len(d["timeline"]["windows"]) == 5 and len(d["timeline"]["windows"][0]["top"]) == 2
+    assert d["timeline"]["segments"] and d["timeline"]["window_s"] == 0.8
+    # --aggregate max, from the same pose without the pose model: each class's best window.
+    maxed = Classifier(classifier.card, device="cpu", fps=15, window_s=0.8, stride_s=0.4, aggregate="max",
+                       load_pose=False).classify_pose(pose, "side_by_side.mp4")
+    assert np.allclose(maxed.prediction.probabilities, tl.probabilities.max(0), atol=1e-6)
+
+
+def test_per_person_gives_each_person_its_own_track_span_box_and_label(timeline_run):
+    classifier, result, pose = timeline_run
+    people = {p.track_id: p for p in result.people}
+    assert len(people) == 2
+    left, right = sorted(people.values(), key=lambda p: p.box[0])
+    assert (left.box[0] + left.box[2]) / 2 < 320 < (right.box[0] + right.box[2]) / 2
+    assert left.start_s == 0 and left.end_s == pytest.approx(2.4)
+    assert 0.8 < right.start_s < 1.8 and right.end_s == pytest.approx(2.4)  # she walks in at ~1.3 s
+    assert right.frames < left.frames
+    # Each person's scores are the model's on that person's own track, not the clip's.
+    for person in (left, right):
+        own = pack_track(pose, classifier.card.preprocessing, person.track_id)
+        assert own.track_ids[0] == person.track_id and (own.track_ids[1:] == -1).all()
+        assert own.times[0] == pytest.approx(person.start_s)
+        expected = classifier.predictor.predict([own])[0]
+        assert np.allclose(person.prediction.probabilities, expected.probabilities, atol=1e-6)
+        assert person.timeline.starts[0] == pytest.approx(person.start_s)
+    assert not np.allclose(left.prediction.probabilities, right.prediction.probabilities, atol=1e-7)
+    d = result.to_dict(3)
+    assert [p["track_id"] for p in d["per_person"]] == [p.track_id for p in result.people]
+    assert {"start_s", "end_s", "box", "label", "top", "timeline"} <= set(d["per_person"][0])
+    lines = result.summary_lines()
+    assert lines[0] == "segments:" and sum(line.startswith("person ") for line in lines) == 2
+
+
+def test_min_track_length_drops_short_tracks(timeline_run):
+    classifier, _, pose = timeline_run
+    strict = Classifier(classifier.card, device="cpu", fps=15, per_person=True, min_track_s=2.0, load_pose=False)
+    result = strict.classify_pose(pose, "side_by_side.mp4")
+    assert [p.start_s for p in result.people] == [0.0]  # only the man, seen for 2.4 s
+    assert result.timeline is None  # no --window: the clip label as before
+
+
+def test_prefetch_and_serial_decoding_agree(card, short_clip):
+    results = [Classifier(card, device="cpu", imgsz=320, fps=15, prefetch=prefetch).classify(short_clip)
+               for prefetch in (True, False)]
+    assert np.array_equal(results[0].prediction.probabilities, results[1].prediction.probabilities)
+
+
+def _jsonl(path):
+    text = path.read_text()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_jsonl_resumes_after_a_killed_run(card, short_clip, tmp_path, run_cli):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in "abcd":
+        (folder / f"{name}.mp4").write_bytes(short_clip.read_bytes())
+    out = tmp_path / "results.jsonl"
+    cmd = [sys.executable, "-c", "from actionpipe.cli import main; main()", "-q", "classify", str(folder),
+           "--model", str(card.directory), "--device", "cpu", "--imgsz", "320", "--fps", "10",
+           "--jsonl", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and out.read_bytes().count(b"\n") >= 1) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no result line in 120 s"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    first = _jsonl(out)
+    assert 1 <= len(first) <= 4 and all(d["status"] == "ok" for d in first)
+    # A crash in the middle of a write: a cut-off last line.
+    with open(out, "ab") as f:
+        f.write(b'{"video": "' + str(folder / "zz.mp4").encode() + b'", "stat')
+    r = run_cli("classify", folder, "--model", card.directory, "--device", "cpu", "--imgsz", "320",
+                "--fps", "10", "--jsonl", out, "--skip-existing")
+    assert r.exit_code == 0, r.stderr
+    assert "partial last line" in r.stderr and f"{len(first)} of 4 video(s) already done" in r.stderr
+    final = _jsonl(out)
+    assert final[:len(first)] == first  # earlier results untouched
+    assert sorted(Path(d["video"]).name for d in final) == ["a.mp4", "b.mp4", "c.mp4", "d.mp4"]
+    r = run_cli("classify", folder, "--model", card.directory, "--jsonl", out, "--skip-existing")
+    assert r.exit_code == 0 and _jsonl(out) == final and "4 of 4" in r.stderr
+
+
+def test_repair_and_done_videos(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"video": "a.mp4", "status": "ok"}\n{"video": "b.mp4", "status": "error"}\n{"vid')
+    assert repair_jsonl(path) == len('{"vid')
+    assert path.read_text().endswith('"error"}\n') and repair_jsonl(path) == 0
+    # Failed videos are tried again on resume.
+    assert done_videos(path) == {os.path.realpath("a.mp4")}
+    writer = JsonlWriter(path)
+    writer.write({"video": "c.mp4", "status": "no_person"})
+    writer.close()
+    assert done_videos(path) == {os.path.realpath("a.mp4"), os.path.realpath("c.mp4")}
