@@ -127,11 +127,7 @@ class ModelCard:
             raise ActionpipeError(self.weights_path, f"cannot load weights: {exc}".splitlines()[0]) from None
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
-        try:
-            load_reference_state_dict(model, state)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise ActionpipeError(self.weights_path, f"weights do not fit the card's architecture: "
-                                                     f"{str(exc).splitlines()[0]}") from None
+        load_reference_state_dict(model, state, source=self.weights_path)
         return model.to(device).eval()
 
 
