@@ -1,0 +1,53 @@
+"""eval: metrics arithmetic, and the shipped model on the full Penn Action test split."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from actionpipe.cards import DEFAULT_MODEL, SHIPPED_MODELS, ModelCard
+from actionpipe.evaluate import Evaluation
+
+from conftest import shared_path
+
+
+def test_metrics_top1_top5_per_class_and_confusion():
+    classes = ["a", "b", "c", "d", "e", "f"]
+    probs = np.array([[.9, .1, 0, 0, 0, 0],     # a -> a
+                      [.1, .8, .1, 0, 0, 0],    # a -> b (a second: in top-5)
+                      [0, .7, 0, 0, 0, .3],     # b -> b
+                      [.3, .25, .2, .15, .1, 0],  # f -> a, f ranked 6th: not in top-5
+                      [0, 0, 1, 0, 0, 0]])      # other: not a model class
+    ev = Evaluation(classes, ["1", "2", "3", "4", "5"], ["a", "a", "b", "f", "other"], probs)
+    m = ev.metrics()
+    assert m["clips"] == 4 and m["top1"] == 0.5 and m["top5"] == 0.75
+    assert m["per_class"]["a"] == {"clips": 2, "accuracy": 0.5}
+    assert m["per_class"]["c"] == {"clips": 0, "accuracy": None}
+    confusion = np.array(m["confusion"])
+    assert confusion[0, 0] == 1 and confusion[0, 1] == 1 and confusion[1, 1] == 1 and confusion[5, 0] == 1
+    assert confusion.sum() == 4
+    assert m["unknown_labels"] == [{"name": "5", "label": "other", "predicted": "c", "probability": 1.0}]
+    assert [e["name"] for e in m["errors"]] == ["2", "4"]
+
+
+def test_shipped_model_on_penn_action_test_split(run_cli, tmp_path):
+    penn = shared_path("datasets", "penn_action")
+    card = ModelCard.load(SHIPPED_MODELS / DEFAULT_MODEL)
+    claimed = [m for m in card.raw["metrics"] if m.get("split") == "test" and m.get("dataset", "").startswith("penn")]
+    assert claimed, "the card states no Penn Action test accuracy"
+    plot = tmp_path / "confusion.png"
+    r = run_cli("eval", "--model", DEFAULT_MODEL, "--dataset", f"penn:{penn}", "--split", "test",
+                "--json", "--plot", plot)
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["clips"] == 1068 and len(doc["confusion"]) == 15
+    assert doc["top1"] >= claimed[-1]["top1"] - 0.015, (doc["top1"], claimed[-1]["top1"])
+    assert doc["top5"] >= doc["top1"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "confusion" in r.stderr  # the rich tables go to stderr with --json
+
+
+def test_eval_unknown_dataset_is_one_line_error(run_cli, tmp_path):
+    r = run_cli("eval", "--model", DEFAULT_MODEL, "--dataset", f"penn:{tmp_path / 'nowhere'}", "--split", "test")
+    assert r.exit_code == 1 and r.stderr.startswith("actionpipe: error:") and "dataset not found" in r.stderr
