@@ -129,3 +129,14 @@ def test_bad_specs_and_files(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ActionpipeError, match="bad.npz"):
         Sample.load(bad)
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "s.npz"
+    pack_people(pose_file([[person(1, 100, 100, 10)]] * 2), PackSpec()).save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
