@@ -10,6 +10,20 @@ Beyond the clip label (the top-M people of the whole video, as the model was tra
   into segments; the whole-video scores are the windows' ``mean`` or ``max``.
 * ``per_person``: every track seen for at least ``min_track_s`` classified on its own.
 
+Statuses (all but ``error`` are answers; the CLI exits 0 for them):
+
+* ``ok`` — a class: ``label``, ``probability``, ``top``;
+* ``unknown`` — the card's open-set rule rejected the clip (not like any class it was trained
+  on): ``label`` and ``probability`` are null, ``closest`` is ``{"class", "probability"}`` of the
+  top class, ``top`` is still given; ``reject=False`` turns this off (``--no-reject``);
+* ``no_person`` — nobody found; ``too_short`` — the people kept were seen for less than
+  ``min_person_s`` (0.5 s: fewer than 8 frames at 15 fps), counted in frames at the model's rate;
+  ``low_confidence`` — their mean keypoint confidence (joints the model uses, frames they are
+  seen in) is below ``min_keypoint_confidence``: pose too unreliable to name an action;
+* ``error`` — the video could not be processed.
+
+With an open-set rule, results carry ``open_set`` ``{"score", "threshold", "rejected"}``.
+
 All windows of the clip and of every person go through the ST-GCN in shared batches. With
 ``prefetch``, a background thread decodes up to :data:`PREFETCH_FRAMES` frames ahead, across
 video boundaries, while the pose model works (see ``benchmarks/bench_long.py`` for what it buys).
@@ -21,7 +35,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -38,12 +52,24 @@ from .video import expected_frame_count, output_fps, probe, read_frames
 
 PREFETCH_FRAMES = 64
 DEFAULT_MIN_TRACK_S = 1.0
+MIN_PERSON_S = 0.5
+MIN_KEYPOINT_CONFIDENCE = 0.2
+ANSWERS = ("ok", "unknown", "no_person", "too_short", "low_confidence")  # statuses that are results
 
 
-def _top_dict(probabilities: np.ndarray, classes: list[str], k: int) -> dict[str, Any]:
-    top = top_k(probabilities, classes, k)
-    return {"label": top[0][0], "probability": round(top[0][1], 6),
-            "top": [{"class": c, "probability": round(p, 6)} for c, p in top]}
+def _top_dict(prediction: Prediction, classes: list[str], k: int, threshold: float | None = None) -> dict[str, Any]:
+    """label/probability/top, or for a rejected clip label null and the ``closest`` class; open_set."""
+    top = top_k(prediction.probabilities, classes, k)
+    d: dict[str, Any] = {"label": top[0][0], "probability": round(top[0][1], 6)}
+    if prediction.rejected:
+        d = {"label": None, "probability": None,
+             "closest": {"class": top[0][0], "probability": round(top[0][1], 6)}}
+    d["top"] = [{"class": c, "probability": round(p, 6)} for c, p in top]
+    if prediction.open_set_score is not None:
+        d["open_set"] = {"score": round(prediction.open_set_score, 4),
+                         "threshold": None if threshold is None else round(threshold, 4),
+                         "rejected": prediction.rejected}
+    return d
 
 
 @dataclass
@@ -58,10 +84,10 @@ class PersonResult:
     prediction: Prediction
     timeline: Timeline | None = None
 
-    def to_dict(self, classes: list[str], k: int = 5) -> dict[str, Any]:
+    def to_dict(self, classes: list[str], k: int = 5, threshold: float | None = None) -> dict[str, Any]:
         d = {"track_id": self.track_id, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
              "frames": self.frames, "box": [round(v, 1) for v in self.box],
-             **_top_dict(self.prediction.probabilities, classes, k)}
+             **_top_dict(self.prediction, classes, k, threshold)}
         if self.timeline is not None:
             d["timeline"] = self.timeline.to_dict(k)
         return d
@@ -69,7 +95,7 @@ class PersonResult:
 
 @dataclass
 class VideoResult:
-    """What ``classify`` says about one video. ``status``: ok, no_person or error."""
+    """What ``classify`` says about one video. ``status``: one of :data:`ANSWERS`, or error."""
 
     video: str
     status: str
@@ -79,6 +105,7 @@ class VideoResult:
     info: dict[str, Any] = field(default_factory=dict)
     timeline: Timeline | None = None
     people: list[PersonResult] | None = None  # None: not asked for (--per-person)
+    threshold: float | None = None            # the card's open-set threshold, if it has one
 
     @property
     def ok(self) -> bool:
@@ -86,20 +113,23 @@ class VideoResult:
 
     @property
     def label(self) -> str | None:
-        return top_k(self.prediction.probabilities, self.classes, 1)[0][0] if self.prediction else None
+        """The class, or None when there is none to report (rejected as unknown, no person, ...)."""
+        if self.prediction is None or self.prediction.rejected:
+            return None
+        return top_k(self.prediction.probabilities, self.classes, 1)[0][0]
 
     def to_dict(self, k: int = 5) -> dict[str, Any]:
-        """JSON-ready: video, status, label, probability, top-k, timeline, people, run details."""
+        """JSON-ready: video, status, label, probability (or closest), top-k, open_set, timeline, people."""
         d: dict[str, Any] = {"video": self.video, "status": self.status}
         if self.prediction is not None:
-            d.update(_top_dict(self.prediction.probabilities, self.classes, k))
+            d.update(_top_dict(self.prediction, self.classes, k, self.threshold))
         if self.error:
             d["error"] = self.error
         d.update(self.info)
         if self.timeline is not None:
             d["timeline"] = self.timeline.to_dict(k)
         if self.people is not None:
-            d["per_person"] = [p.to_dict(self.classes, k) for p in self.people]
+            d["per_person"] = [p.to_dict(self.classes, k, self.threshold) for p in self.people]
         return d
 
     def summary_lines(self) -> list[str]:
@@ -111,7 +141,8 @@ class VideoResult:
         for p in self.people or []:
             label, prob = top_k(p.prediction.probabilities, self.classes, 1)[0]
             box = ",".join(f"{v:.0f}" for v in p.box)
-            lines.append(f"person {p.track_id}: {p.start_s:.1f}–{p.end_s:.1f} s, box {box}: {label} {prob:.2f}")
+            said = f"unknown (closest {label} {prob:.2f})" if p.prediction.rejected else f"{label} {prob:.2f}"
+            lines.append(f"person {p.track_id}: {p.start_s:.1f}–{p.end_s:.1f} s, box {box}: {said}")
             lines += [f"  {s}" for s in (p.timeline.segments() if p.timeline else [])]
         return lines
 
@@ -225,13 +256,17 @@ class Classifier:
     Pose settings default to the card's ``pose`` section (the settings its accuracy was measured
     with), then to the pose stage's defaults; the pose runs at the model's frame rate.
     ``load_pose=False`` skips the pose model for callers that only use :meth:`classify_pose`.
+    ``reject=False`` never answers ``unknown``; the ``min_*`` settings are the degenerate-case
+    limits (see the module docstring).
     """
 
     def __init__(self, card: ModelCard, *, device: str = "auto", imgsz: int | None = None,
                  conf: float | None = None, fps: float | None = None, batch: int = 16,
                  pose_weights: str | Path | None = None, window_s: float | None = None,
                  stride_s: float | None = None, aggregate: str = "mean", per_person: bool = False,
-                 min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True):
+                 min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True,
+                 reject: bool = True, min_person_s: float = MIN_PERSON_S,
+                 min_keypoint_confidence: float = MIN_KEYPOINT_CONFIDENCE):
         from .pose import PoseEstimator
 
         if aggregate not in AGGREGATES:
@@ -245,7 +280,9 @@ class Classifier:
         self.fps = fps or pose_defaults.get("fps") or card.preprocessing.fps
         self.pose = PoseEstimator(pose_weights, device=device, **{k: v for k, v in settings.items()
                                                                   if v is not None}) if load_pose else None
-        self.predictor = Predictor(card, device, batch)
+        self.predictor = Predictor(card, device, batch, reject=reject)
+        self.min_person_s = min_person_s
+        self.min_keypoint_confidence = min_keypoint_confidence
         self.window_s, self.stride_s = window_s, (stride_s or (window_s / 2 if window_s else None))
         self.aggregate, self.per_person, self.min_track_s = aggregate, per_person, min_track_s
         self.prefetch = prefetch
@@ -299,20 +336,44 @@ class Classifier:
             keep.mkdir(parents=True, exist_ok=True)
             pose.save(keep / "pose.json")
             sample.save(keep / "sample.npz")
-        if not info["tracks_used"]:
-            return VideoResult(str(video), "no_person", self.card.classes, info=info,
+        status = "no_person"
+        if info["tracks_used"]:
+            status = self._degenerate(sample, info)
+        if status is not None:
+            return VideoResult(str(video), status, self.card.classes, info=info,
                                people=[] if self.per_person else None)
         tracks = {t: d for t, d in describe_tracks(pose).items()
                   if d["frames"] / pose.fps >= self.min_track_s} if self.per_person else {}
         samples = [sample] + [pack_track(pose, spec, t) for t in tracks]
         (prediction, clip_timeline), *per_track = self._predict(samples, video)
-        result = VideoResult(str(video), "ok", self.card.classes, prediction, info=info, timeline=clip_timeline)
+        result = VideoResult(str(video), "unknown" if prediction.rejected else "ok", self.card.classes, prediction,
+                             info=info, timeline=clip_timeline,
+                             threshold=self.predictor.open_set.threshold if self.predictor.open_set else None)
         if self.per_person:
             result.people = [PersonResult(int(t), d["start_s"], d["end_s"], d["frames"], d["box"], pred, tl)
                              for (t, d), (pred, tl) in zip(tracks.items(), per_track)]
         if keep is not None:
             write_json(keep / "scores.json", scores_document(self.card, [prediction_item(str(video), prediction)]))
         return result
+
+    def _degenerate(self, sample, info: dict[str, Any]) -> str | None:
+        """``too_short`` or ``low_confidence`` when the kept people cannot carry a class, else None;
+        records ``person_frames`` and ``keypoint_confidence`` in ``info``."""
+        from .layouts import get_layout
+
+        layout = get_layout(self.card.preprocessing.layout)
+        used = [j for j in range(layout.num_joints) if layout.joints[j] not in self.card.preprocessing.joint_mask]
+        conf = sample.data[0, 2][:, used][..., sample.track_ids >= 0]  # (T, joints used, people kept)
+        present = conf.max(axis=1) > 0                                  # (T, people kept)
+        frames = int(present.any(axis=1).sum())
+        fps = float(sample.meta["fps"])
+        mean_conf = float(conf.transpose(0, 2, 1)[present].mean()) if present.any() else 0.0
+        info.update(person_frames=frames, keypoint_confidence=round(mean_conf, 4))
+        if frames / fps < self.min_person_s:
+            return "too_short"
+        if mean_conf < self.min_keypoint_confidence:
+            return "low_confidence"
+        return None
 
     def _predict(self, samples, video) -> list[tuple[Prediction, Timeline | None]]:
         """One batched pass over every window of every sample; aggregate and build timelines."""
@@ -323,8 +384,7 @@ class Classifier:
             self.predictor.stride = max(1, round(self.stride_s * sample_fps))
         out = []
         for pred in self.predictor.predict(samples, [video] * len(samples)):
-            pred = Prediction(aggregate(pred.window_probabilities, self.aggregate),
-                              pred.window_probabilities, pred.window_times)
+            pred = replace(pred, probabilities=aggregate(pred.window_probabilities, self.aggregate))
             timeline = None
             if self.window_s:
                 settings = {"window_s": self.window_s, "stride_s": self.stride_s, "aggregate": self.aggregate}
@@ -360,7 +420,7 @@ def done_videos(path: str | Path) -> set[str]:
                     d = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if isinstance(d, dict) and d.get("status") in ("ok", "no_person") and "video" in d:
+                if isinstance(d, dict) and d.get("status") in ANSWERS and "video" in d:
                     done.add(os.path.realpath(d["video"]))
     return done
 

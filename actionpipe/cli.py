@@ -322,6 +322,10 @@ def _check_window(window_s, stride_s) -> None:
         raise UsageError(None, "--stride needs --window")
 
 
+_NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible for too short a time",
+             "low_confidence": "the pose is too uncertain (most keypoints below confidence)"}
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @_model_option
@@ -335,12 +339,17 @@ def _check_window(window_s, stride_s) -> None:
 @click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track (id, time span, box).")
 @_with_options(_analysis_options)
 @click.option("--no-prefetch", is_flag=True, help="Do not decode ahead in a background thread.")
+@click.option("--no-reject", is_flag=True,
+              help="Always name a class: never answer `unknown`, even when the model's open-set score says "
+                   "the clip is unlike anything it was trained on (the score is still reported).")
 def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_dir, per_person, imgsz, conf,
-             fps, batch, window_s, stride_s, aggregate, min_track_s, no_prefetch):
+             fps, batch, window_s, stride_s, aggregate, min_track_s, no_prefetch, no_reject):
     """Classify videos (files or folders of videos): all stages in one process.
 
-    Exit code 0 when every video was classified, 1 when any failed (each failure is reported on
-    stderr and in the JSON output, and the other videos still run).
+    Each result has a status: ok (a class), unknown (rejected by the model's open-set rule: label
+    null, the closest class shown), no_person, too_short or low_confidence (no class), or error.
+    Exit code 0 when every video got one of the first five, 1 when any failed (each failure is
+    reported on stderr and in the JSON output, and the other videos still run).
     """
     import json
     import os
@@ -374,17 +383,23 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         if videos:
             classifier = Classifier(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
                                     window_s=window_s, stride_s=stride_s, aggregate=aggregate,
-                                    per_person=per_person, min_track_s=min_track_s, prefetch=not no_prefetch)
+                                    per_person=per_person, min_track_s=min_track_s, prefetch=not no_prefetch,
+                                    reject=not no_reject)
             for result in classifier.classify_many(videos, keep_dir):
                 results.append(result)
                 d = result.to_dict(k)
                 if result.status == "error":
                     console.stderr.print(f"actionpipe: error: {result.error}", markup=False, soft_wrap=True)
-                elif result.status == "no_person":
-                    console.warn(f"{result.video}: no person found; no action reported")
+                elif result.status in _NO_CLASS:
+                    console.warn(f"{result.video}: {_NO_CLASS[result.status]}; no action reported")
+                elif result.status == "unknown":
+                    closest = d["closest"]
+                    console.warn(f"{result.video}: unknown action (open-set score {d['open_set']['score']:.2f} "
+                                 f"below {d['open_set']['threshold']:.2f}); closest class {closest['class']} "
+                                 f"{closest['probability']:.2f}")
                 if len(videos) > 1 and result.ok:
                     console.info(f"[{len(results)}/{len(videos)}] {result.video}: "
-                                 f"{d.get('label', result.status)} ({d['seconds']:.1f} s)")
+                                 f"{d.get('label') or result.status} ({d['seconds']:.1f} s)")
                 if writer:
                     writer.write(d)
                 elif jsonl_path == "-":
@@ -543,3 +558,41 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, i
                                                     + (["--labels", labels] if labels else []))})
     if as_json:
         click.echo(json.dumps({"model": card.name, "dataset": dataset, "split": split, **metrics}, indent=2))
+
+
+# --- calibrate -----------------------------------------------------------------------------------
+
+@main.command("calibrate")
+@click.option("--model", required=True, help="Model directory (or card name) whose card.json is updated.")
+@click.option("--dataset", help="Its training data: penn:DIR, kinetics:DIR or poses:LABELS.csv. "
+              "Default: the dataset named in the card's training config.")
+@click.option("--method", default="mahalanobis", show_default=True, type=click.Choice(["mahalanobis", "energy", "msp"]),
+              help="Open-set score (see actionpipe.openset).")
+@click.option("--views", default=3, show_default=True, type=click.IntRange(0),
+              help="Augmented copies of each validation clip added to the fit (training augmentation).")
+@click.option("--accept", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of validation clips the open-set threshold accepts.")
+@_device_option
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written sections (and test-split measurements) as JSON.")
+def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json):
+    """Fit temperature scaling and the open-set rule on the validation split; write them into the card.
+
+    Uses the validation clips the trainer held out (the card's val_fraction and split_seed); the
+    test split, when the dataset has one, is only measured. Running it again gives the same card.
+    """
+    import json
+
+    from .calibrate import calibrate
+    from .cards import find_card
+
+    card = find_card(model)
+    out = calibrate(card, dataset, method=method, accept=accept, views=views, device=device, batch_size=batch)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    cal, rule, held = out["calibration"], out["open_set"], out["calibration"].get("held_out")
+    console.info(f"{card.card_path}: temperature {cal['temperature']:.3f} (validation ECE {cal['ece_before']:.3f} "
+                 f"-> {cal['ece_after']:.3f}); open set {rule['method']}, threshold {rule['threshold']:.3f}")
+    if held:
+        console.info(f"test split ({held['clips']} clips): ECE {held['ece_before']:.3f} -> {held['ece_after']:.3f}, "
+                     f"{held['rejection_rate']:.1%} rejected as unknown")

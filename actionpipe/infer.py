@@ -4,16 +4,22 @@ Long samples are cut into the card's windows (``inference.window_frames`` / ``wi
 and the window probabilities are averaged: test-time averaging over several crops, and all
 windows of all samples go through the model in shared batches.
 
+A calibrated card (``actionpipe calibrate``, see :mod:`actionpipe.openset`) adds a temperature —
+window probabilities are ``softmax(logits / T)`` — and an open-set rule: each sample's
+``open_set_score`` (from its window features / logits; higher = more like the training data) and
+whether it is ``rejected`` (score below the card's threshold; never when ``reject=False``).
+
 Scores file (JSON, ``format_version`` 1)::
 
     {"format": "actionpipe.scores", "format_version": 1,
      "model": {"name": ..., "card": ..., "weights_sha256": ...}, "classes": [...],
      "items": [{"source": "clip.npz", "probabilities": [...],
+                "open_set_score": -8.2, "rejected": false,        # calibrated cards only
                 "windows": [{"start_s": 0.0, "end_s": 2.1, "probabilities": [...]}, ...]}]}
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +30,7 @@ from .devices import resolve_device
 from .errors import ActionpipeError
 from .fileio import read_json
 from .layouts import get_layout
+from .openset import OpenSet, card_temperature, softmax
 from .pack import Sample, fit_length
 
 FORMAT = "actionpipe.scores"
@@ -42,20 +49,31 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
 
 @dataclass
 class Prediction:
-    """Class probabilities of one sample, and of each window it was cut into."""
+    """Class probabilities of one sample, and of each window it was cut into.
+
+    ``window_logits`` and ``features`` (the mean pooled feature of the windows) are what the
+    open-set score is computed from; ``open_set_score`` is None for a card without an open-set rule.
+    """
 
     probabilities: np.ndarray           # (num_class,)
     window_probabilities: np.ndarray    # (W, num_class)
     window_times: np.ndarray            # (W, 2) start_s, end_s
+    window_logits: np.ndarray | None = None   # (W, num_class), before temperature
+    features: np.ndarray | None = None        # (D,)
+    open_set_score: float | None = None
+    rejected: bool = False
 
 
 class Predictor:
     """A loaded model plus the card that says how to feed it; reuse it for many samples."""
 
-    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int = 16):
+    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int = 16, reject: bool = True):
         import torch
 
         self.card = card
+        self.temperature = card_temperature(card)
+        self.open_set = OpenSet.from_card(card)
+        self.reject = reject
         self.device = torch.device(resolve_device(device))
         self.batch_size = max(1, batch_size)
         self.model = card.load_model(self.device)
@@ -84,7 +102,7 @@ class Predictor:
         return crops, np.array(times, dtype=np.float64)
 
     def predict(self, samples: Sequence[Sample], sources: Sequence[Any] | None = None) -> list[Prediction]:
-        """Probabilities for each sample; all windows share batches of ``batch_size``."""
+        """Probabilities (and open-set scores) for each sample; all windows share batches of ``batch_size``."""
         import torch
 
         sources = sources or [None] * len(samples)
@@ -95,20 +113,34 @@ class Predictor:
             crops += c
             owner += [i] * len(c)
             times.append(t)
-        probs = []
+        logits, features = [], []
         with torch.inference_mode():
             # Without fixed windows, lengths differ: one sample per batch.
             step = self.batch_size if self.window else 1
             for b in range(0, len(crops), step):
                 x = torch.from_numpy(np.stack(crops[b:b + step])).to(self.device)
-                probs.append(torch.softmax(self.model(x).float(), dim=1).cpu().numpy())
-        all_probs = np.concatenate(probs) if probs else np.zeros((0, len(self.card.classes)))
+                f = self.model.features(x)
+                logits.append(self.model.fcn(f[:, :, None, None]).flatten(1).float().cpu().numpy())
+                features.append(f.float().cpu().numpy())
+        k = len(self.card.classes)
+        all_logits = np.concatenate(logits) if logits else np.zeros((0, k), np.float32)
+        all_features = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
         owner_arr = np.array(owner)
         out = []
         for i in range(len(samples)):
-            wp = all_probs[owner_arr == i]
-            out.append(Prediction(wp.mean(0), wp, times[i]))
-        return out
+            wl = all_logits[owner_arr == i]
+            wp = softmax(wl, self.temperature).astype(np.float32)
+            out.append(Prediction(wp.mean(0), wp, times[i], wl, all_features[owner_arr == i].mean(0)))
+        return self.judge(out)
+
+    def judge(self, predictions: list[Prediction]) -> list[Prediction]:
+        """The card's open-set score of each prediction, and whether it is rejected."""
+        if self.open_set is None or not predictions:
+            return predictions
+        scores = self.open_set.score(np.stack([p.features for p in predictions]),
+                                     [p.window_logits for p in predictions], self.temperature)
+        return [replace(p, open_set_score=float(s), rejected=bool(self.reject and s < self.open_set.threshold))
+                for p, s in zip(predictions, scores)]
 
 
 def scores_document(card: ModelCard, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,8 +151,10 @@ def scores_document(card: ModelCard, items: list[dict[str, Any]]) -> dict[str, A
 
 
 def prediction_item(source: str, pred: Prediction) -> dict[str, Any]:
+    opened = {} if pred.open_set_score is None else {"open_set_score": round(pred.open_set_score, 4),
+                                                     "rejected": pred.rejected}
     return {"source": source,
-            "probabilities": [round(float(p), 6) for p in pred.probabilities],
+            "probabilities": [round(float(p), 6) for p in pred.probabilities], **opened,
             "windows": [{"start_s": round(float(s), 3), "end_s": round(float(e), 3),
                          "probabilities": [round(float(p), 6) for p in wp]}
                         for (s, e), wp in zip(pred.window_times, pred.window_probabilities)]}
