@@ -228,3 +228,20 @@ def test_repair_and_done_videos(tmp_path):
     writer.write({"video": "c.mp4", "status": "no_person"})
     writer.close()
     assert done_videos(path) == {os.path.realpath("a.mp4"), os.path.realpath("c.mp4")}
+
+
+def test_person_seen_too_briefly_is_too_short_not_a_class(card, demo_video, tmp_path, run_cli):
+    """6 real frames (0.2 s): a status, exit code 0, no label."""
+    clip = tmp_path / "glimpse.mp4"
+    cap = cv2.VideoCapture(str(demo_video))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
+    for _ in range(6):
+        ok, frame = cap.read()
+        assert ok
+        writer.write(cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA))
+    writer.release()
+    r = run_cli("classify", clip, "--model", card.directory, "--device", "cpu", "--imgsz", "320", "--jsonl", "-")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["status"] == "too_short" and "label" not in d and 0 < d["person_frames"] < 8
+    assert "too short" in r.stderr
