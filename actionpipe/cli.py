@@ -489,9 +489,11 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, JSON value: --set augment.rotation=15 --set optim.ema=0.99")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its last checkpoint.")
+@click.option("--stop-after", type=click.IntRange(1), help="Stop after this many epochs (continue later with --resume).")
 @_device_option
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's).")
-def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, seed, name, sets, resume, device, threads):
+def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, seed, name, sets, resume, stop_after,
+              device, threads):
     """Train an ST-GCN on labelled skeleton clips; writes a model directory usable as --model."""
     from .train import train
     from .trainconfig import load_config, parse_override
@@ -505,7 +507,7 @@ def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, see
     if not cfg.dataset:
         from .errors import UsageError
         raise UsageError(None, "no dataset: pass --dataset (e.g. penn:../shared/datasets/penn_action) or set it in --config")
-    out = train(cfg, run_dir, resume=resume, device=device, threads=threads)
+    out = train(cfg, run_dir, resume=resume, device=device, threads=threads, stop_after=stop_after)
     console.info(f"{out}: model written (card.json, weights.pt)")
 
 

@@ -15,6 +15,7 @@ Epoch ``e`` draws its randomness from ``(seed, e)`` alone, so a resumed run cont
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -162,7 +163,7 @@ def _card(cfg: TrainConfig, classes: list[str], weights: Path, state: RunState, 
         "classes": classes,
         "weights": {"file": weights.name, "sha256": sha256_file(weights)},
         "metrics": [{"split": "validation (held out from train)", "top1": round(state.best_val, 4),
-                     "epoch": state.best_epoch}],
+                     "epoch": state.best_epoch}] if state.best_val >= 0 else [],
         "training": {"config": cfg.to_dict(), "epochs_run": state.epoch,
                      "time_s": round(sum(h["time_s"] for h in state.history), 1),
                      "selected_epoch": state.best_epoch},
@@ -280,12 +281,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
                             "ema": ema.model.state_dict() if ema else {},
                             "ema_updates": ema.updates if ema else 0}, tmp)
             with atomic_path(run_dir / "log.jsonl") as tmp:
-                tmp.write_text("".join(f"{_json(h)}\n" for h in state.history))
+                tmp.write_text("".join(json.dumps(h) + "\n" for h in state.history))
             console.info(f"epoch {epoch + 1}/{o.epochs}: loss {entry['loss']:.4f}, train {entry['train_acc']:.3f}, "
                          f"val {val_acc:.3f}, lr {lr:.4g}, {entry['time_s']:.0f}s")
     return run_dir
-
-
-def _json(obj: Any) -> str:
-    import json
-    return json.dumps(obj)

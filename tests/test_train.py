@@ -137,9 +137,9 @@ def penn_subset(tmp_path_factory):
 def _tiny_config(penn_subset, epochs: int):
     return load_config(None, {"dataset": f"penn:{penn_subset}", "architecture": {"base_channels": 16, "dropout": 0.0},
                               "window_frames": 16, "window_stride": 8, "val_fraction": 0.25, "seed": 3,
-                              "optim.epochs": epochs, "optim.batch_size": 8, "optim.lr": 0.05,
+                              "optim.epochs": epochs, "optim.batch_size": 16, "optim.lr": 0.05,
                               "optim.schedule": "cosine", "optim.warmup_epochs": 1, "optim.clip_grad": 5.0,
-                              "optim.ema": 0.9, "augment": {"speed": 0.1, "flip": 0.5}})
+                              "optim.ema": 0.9})
 
 
 def _log(run):
@@ -151,11 +151,11 @@ def test_training_learns_and_resume_continues_identically(penn_subset, tmp_path)
     from actionpipe.train import train
 
     torch.set_num_threads(1)
-    cfg = _tiny_config(penn_subset, epochs=8)
+    cfg = _tiny_config(penn_subset, epochs=10)
     straight = train(cfg, tmp_path / "straight", device="cpu")
     log = _log(straight)
-    assert [e["epoch"] for e in log] == list(range(1, 9))
-    assert np.mean([e["loss"] for e in log[-3:]]) < log[0]["loss"] - 0.2
+    assert [e["epoch"] for e in log] == list(range(1, 11))
+    assert np.mean([e["loss"] for e in log[-3:]]) < log[0]["loss"] - 0.25
     assert {"loss", "train_acc", "val_acc", "lr", "time_s"} <= set(log[0])
 
     split = train(cfg, tmp_path / "split", device="cpu", stop_after=5)
@@ -175,3 +175,20 @@ def test_training_learns_and_resume_continues_identically(penn_subset, tmp_path)
     assert card.preprocessing.layout == "coco17" and card.inference["window_frames"] == 16
     model = card.load_model()  # sha256 checked, reference keys
     assert model.fcn.out_channels == 3
+
+
+def test_train_command_writes_a_model_directory(penn_subset, tmp_path, run_cli):
+    run = tmp_path / "run"
+    r = run_cli("train", "--dataset", f"penn:{penn_subset}", "-o", run, "--epochs", "2", "--stop-after", "1",
+                "--seed", "1", "--set", "architecture={\"base_channels\": 8}", "--set", "window_frames=16",
+                "--device", "cpu", "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    assert len(_log(run)) == 1 and json.loads((run / "config.json").read_text())["seed"] == 1
+    r = run_cli("train", "--dataset", f"penn:{penn_subset}", "-o", run, "--epochs", "2", "--seed", "1",
+                "--set", "architecture={\"base_channels\": 8}", "--set", "window_frames=16", "--resume",
+                "--device", "cpu", "--threads", "1")
+    assert r.exit_code == 0, r.stderr
+    assert [e["epoch"] for e in _log(run)] == [1, 2]
+    card = json.loads((run / "card.json").read_text())
+    assert card["architecture"]["base_channels"] == 8 and card["preprocessing"]["normalization"] == "body"
+    assert card["data"]["kind"] == "penn" and "Zhang" in card["data"]["source"]
