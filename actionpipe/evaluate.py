@@ -43,23 +43,25 @@ class Evaluation:
         k = len(self.classes)
         y = np.array([index[self.labels[i]] for i in known], dtype=np.int64)
         probs = self.probabilities[known] if known else np.zeros((0, k))
-        pred = probs.argmax(1) if len(known) else np.zeros(0, dtype=np.int64)
-        top5 = np.argsort(-probs, axis=1)[:, :5]
+        answered = probs.sum(1) > 0   # end to end, a video may yield no person: no answer, wrong
+        pred = np.where(answered, probs.argmax(1), -1) if len(known) else np.zeros(0, dtype=np.int64)
+        top5 = np.where(answered[:, None], np.argsort(-probs, axis=1)[:, :5], -1)
         confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (y, pred), 1)
-        per_class = {c: {"clips": int(confusion[i].sum()),
-                         "accuracy": round(float(confusion[i, i] / confusion[i].sum()), 4) if confusion[i].sum() else None}
+        np.add.at(confusion, (y[answered], pred[answered]), 1)
+        clips = np.bincount(y, minlength=k)
+        per_class = {c: {"clips": int(clips[i]),
+                         "accuracy": round(float(confusion[i, i] / clips[i]), 4) if clips[i] else None}
                      for i, c in enumerate(self.classes)}
         unknown = [{"name": self.names[i], "label": self.labels[i],
                     "predicted": self.classes[int(self.probabilities[i].argmax())],
                     "probability": round(float(self.probabilities[i].max()), 4)}
                    for i in range(len(self.labels)) if self.labels[i] not in index]
-        return {"clips": len(known),
+        return {"clips": len(known), "unanswered": int((~answered).sum()) if len(known) else 0,
                 "top1": round(float((pred == y).mean()), 4) if len(known) else None,
                 "top5": round(float((top5 == y[:, None]).any(1).mean()), 4) if len(known) else None,
                 "per_class": per_class, "classes": self.classes, "confusion": confusion.tolist(),
                 "unknown_labels": unknown,
-                "errors": [{"name": self.names[i], "label": self.labels[i], "predicted": self.classes[p]}
+                "errors": [{"name": self.names[i], "label": self.labels[i], "predicted": self.classes[p] if p >= 0 else None}
                            for i, p, t in zip(known, pred, y) if p != t]}
 
 
@@ -102,27 +104,28 @@ def read_video_labels(labels_csv: str | Path) -> list[tuple[Path, str]]:
 
 def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto",
                     pose_cache: str | Path | None = None, **classifier_options) -> Evaluation:
-    """End to end: each video through pose → pack → model (``Classifier``); no person → uniform."""
+    """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
+    so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
     from .classify import Classifier
-    from .pack import pack_people
     from .posefile import PoseFile
 
     rows = read_video_labels(labels_csv)
-    classifier = Classifier(card, device=device, **{k: v for k, v in classifier_options.items() if v})
+    classifier = Classifier(card, device=device, reject=False,
+                            **{k: v for k, v in classifier_options.items() if v})
     k = len(card.classes)
-    probs = np.zeros((len(rows), k))
+    probs = np.zeros((len(rows), k))  # all zero: no answer
     with console.progress() as bar:
         task = bar.add_task("videos", total=len(rows))
         for i, (video, _) in enumerate(rows):
             cached = Path(pose_cache) / video.stem / "pose.json" if pose_cache else None
             if cached is not None and cached.is_file():
-                sample = pack_people(PoseFile.load(cached), card.preprocessing)
-                found = (sample.track_ids >= 0).any()
-                p = classifier.predictor.predict([sample], [video])[0].probabilities if found else None
+                result = classifier.classify_pose(PoseFile.load(cached), video)
             else:
                 result = classifier.classify(video, keep_dir=pose_cache)
-                p = result.prediction.probabilities if result.prediction is not None else None
-            probs[i] = p if p is not None else np.full(k, 1.0 / k)
+            if result.prediction is not None:
+                probs[i] = result.prediction.probabilities
+            else:
+                console.warn(f"{video}: {result.status}; no answer, counted as wrong")
             bar.advance(task)
     return Evaluation(card.classes, [str(v) for v, _ in rows], [l for _, l in rows], probs)
 

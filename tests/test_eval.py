@@ -18,17 +18,19 @@ def test_metrics_top1_top5_per_class_and_confusion():
                       [.1, .8, .1, 0, 0, 0],    # a -> b (a second: in top-5)
                       [0, .7, 0, 0, 0, .3],     # b -> b
                       [.3, .25, .2, .15, .1, 0],  # f -> a, f ranked 6th: not in top-5
-                      [0, 0, 1, 0, 0, 0]])      # other: not a model class
-    ev = Evaluation(classes, ["1", "2", "3", "4", "5"], ["a", "a", "b", "f", "other"], probs)
+                      [0, 0, 1, 0, 0, 0],       # other: not a model class
+                      [0, 0, 0, 0, 0, 0]])      # b, but no answer (no person in the video)
+    ev = Evaluation(classes, ["1", "2", "3", "4", "5", "6"], ["a", "a", "b", "f", "other", "b"], probs)
     m = ev.metrics()
-    assert m["clips"] == 4 and m["top1"] == 0.5 and m["top5"] == 0.75
+    assert m["clips"] == 5 and m["top1"] == 0.4 and m["top5"] == 0.6 and m["unanswered"] == 1
+    assert m["per_class"]["b"] == {"clips": 2, "accuracy": 0.5}
     assert m["per_class"]["a"] == {"clips": 2, "accuracy": 0.5}
     assert m["per_class"]["c"] == {"clips": 0, "accuracy": None}
     confusion = np.array(m["confusion"])
     assert confusion[0, 0] == 1 and confusion[0, 1] == 1 and confusion[1, 1] == 1 and confusion[5, 0] == 1
     assert confusion.sum() == 4
     assert m["unknown_labels"] == [{"name": "5", "label": "other", "predicted": "c", "probability": 1.0}]
-    assert [e["name"] for e in m["errors"]] == ["2", "4"]
+    assert [(e["name"], e["predicted"]) for e in m["errors"]] == [("2", "b"), ("4", "a"), ("6", None)]
 
 
 def test_shipped_model_on_penn_action_test_split(run_cli, tmp_path):
