@@ -259,12 +259,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
                 seen += len(idx)
                 bar.update(task, advance=1, description=f"epoch {epoch + 1}/{o.epochs} loss {loss_sum / seen:.3f}")
             evaluated = ema.model if ema else model
-            val_acc = float("nan")
+            val_acc = val_loss = float("nan")
             if val_clips:
                 probs = predict_windows(evaluated, val_arrays, cfg.window_frames, cfg.window_stride, spec.pad, dev)
                 val_acc = float((probs.argmax(1) == val_labels).mean())
+                val_loss = float(-np.log(np.maximum(probs[np.arange(len(val_labels)), val_labels], 1e-9)).mean())
             entry = {"epoch": epoch + 1, "loss": round(loss_sum / seen, 5), "train_acc": round(correct / seen, 5),
-                     "val_acc": round(val_acc, 5), "lr": round(lr, 6),
+                     "val_acc": round(val_acc, 5), "val_loss": round(val_loss, 5), "lr": round(lr, 6),
                      "time_s": round(time.perf_counter() - started, 2)}
             state.history.append(entry)
             state.epoch = epoch + 1
