@@ -171,6 +171,19 @@ def _card(cfg: TrainConfig, classes: list[str], weights: Path, state: RunState, 
     }
 
 
+def _save_state(state: dict, path: Path) -> None:
+    """``torch.save`` through a buffer: the archive then has a fixed inner name (torch uses the file's
+    name otherwise), so equal weights give equal bytes and the card's SHA-256 is reproducible."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: str = "auto",
           threads: int | None = None, stop_after: int | None = None) -> Path:
     """Train per ``cfg`` into ``run_dir`` (created); returns the run directory (a model directory).
@@ -272,8 +285,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
             # No validation split: the last epoch is the model.
             if not val_clips or val_acc >= state.best_val:
                 state.best_val, state.best_epoch = (val_acc if val_clips else -1.0), epoch + 1
-                with atomic_path(run_dir / "weights.pt") as tmp:
-                    torch.save({k: v.cpu() for k, v in evaluated.state_dict().items()}, tmp)
+                _save_state({k: v.cpu() for k, v in evaluated.state_dict().items()}, run_dir / "weights.pt")
             write_json(run_dir / "card.json", _card(cfg, classes, run_dir / "weights.pt", state, data_info), indent=2)
             with atomic_path(ckpt_path) as tmp:
                 torch.save({"config": cfg.to_dict(), "epoch": state.epoch, "best_val": state.best_val,

@@ -147,7 +147,7 @@ def _log(run):
 
 
 def test_training_learns_and_resume_continues_identically(penn_subset, tmp_path):
-    from actionpipe.cards import ModelCard
+    from actionpipe.cards import ModelCard, sha256_file
     from actionpipe.train import train
 
     torch.set_num_threads(1)
@@ -169,6 +169,8 @@ def test_training_learns_and_resume_continues_identically(penn_subset, tmp_path)
     w1 = torch.load(straight / "weights.pt", weights_only=True)
     w2 = torch.load(split / "weights.pt", weights_only=True)
     assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
+    # Same weights, same bytes: the card's SHA-256 is reproducible.
+    assert sha256_file(straight / "weights.pt") == sha256_file(split / "weights.pt")
 
     card = ModelCard.load(straight)
     assert card.classes == ["golf_swing", "jumping_jacks", "pullup"]
