@@ -156,16 +156,6 @@ def parse_dataset(dataset: str) -> tuple[str, Path]:
     raise ActionpipeError(dataset, f"unknown dataset: use {', '.join(k + ':PATH' for k in DATASET_KINDS)}")
 
 
-def _penn_unannotated_as_missing(clip):
-    """Penn Action stores joints nobody annotated (mostly out of the frame) as occluded at x or y = 0:
-    8 % of all joints, in 687 of 2,326 clips. Kept as positions they are wild outliers after
-    normalisation; a pose estimator would not report them either. They become missing (all 0)."""
-    kp = clip.keypoints
-    unannotated = (kp[..., 2] > 0) & (kp[..., 2] < 1) & ((kp[..., 0] <= 1) | (kp[..., 1] <= 1))
-    kp[unannotated] = 0.0
-    return clip
-
-
 def load_dataset(dataset: str, split: str | None, labels: str | None = None, spec: PackSpec | None = None):
     """Clips of ``dataset`` (of ``split``, when the dataset has splits) and a description of the data."""
     from . import datasets
@@ -175,7 +165,7 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
         raise ActionpipeError(path, "dataset not found")
     spec = spec or PackSpec()
     if kind == "penn":
-        clips = [_penn_unannotated_as_missing(c) for c in datasets.load_penn_action(path, split)]
+        clips = datasets.load_penn_action(path, split)
     elif kind == "kinetics":
         clips = datasets.load_kinetics_skeleton(path, labels)
         clips = [c for c in clips if split is None or c.split in (split, None)]

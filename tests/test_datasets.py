@@ -75,6 +75,22 @@ def test_penn_integer_coordinates_are_read_as_float(penn_labels):
     np.testing.assert_allclose(neck, (x[:, 1] + x[:, 2]) / 2)
 
 
+def test_penn_unannotated_joints_are_missing(penn_labels):
+    """Joints stored as occluded at x or y = 0 were never annotated: missing, not outliers at (0, 0)."""
+    from scipy.io import loadmat
+
+    path = penn_labels / "0052.mat"  # 63 such joints
+    mat = loadmat(str(path), variable_names=["x", "y", "visibility"])
+    unannotated = (mat["visibility"] == 0) & ((mat["x"] <= 1) | (mat["y"] <= 1))
+    assert unannotated.sum() > 0
+    kp = load_penn_clip(path).keypoints[0]
+    columns = [2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11]  # left_shoulder … right_ankle <- Penn columns
+    for j, column in zip(range(5, 17), columns):
+        assert not kp[unannotated[:, column], j].any()
+        occluded_but_placed = (mat["visibility"][:, column] == 0) & ~unannotated[:, column]
+        assert np.all(kp[occluded_but_placed, j, 2] == 0.5)
+
+
 def test_penn_whole_dataset_and_splits(penn_labels):
     clips = load_penn_action(penn_labels.parent)
     assert len(clips) == 2326
