@@ -194,7 +194,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
     import torch
     import torch.nn.functional as F
 
-    from .infer import resolve_device
+    from .devices import resolve_device
     from .model import STGCN
 
     run_dir = Path(run_dir)
