@@ -34,7 +34,8 @@ bench: install
 # Reproduces models/penn-action-stgcn/ from scratch (needs ../shared/datasets/penn_action): trains on
 # the Penn Action train split with the committed config (25 epochs at 17-40 s each on one CPU thread:
 # 7 min on a quiet 2-core machine, 16 min on a busy one; same weights as shipped; resumes if interrupted),
-# then measures the test split into the card (about 1 min).
+# then measures the test split into the card (about 1 min) and fits the calibration temperature and
+# the open-set statistics into it (actionpipe calibrate, about 2 min).
 MODEL_DIR := models/penn-action-stgcn
 MODEL_RUN := build/penn-action-stgcn
 model: install
@@ -44,6 +45,7 @@ model: install
 	cp $(MODEL_RUN)/card.json $(MODEL_RUN)/weights.pt $(MODEL_DIR)/
 	$(BIN)/actionpipe eval --model $(MODEL_DIR) --dataset penn:../shared/datasets/penn_action --split test \
 		--record --plot $(MODEL_RUN)/confusion.png
+	$(BIN)/actionpipe calibrate --model $(MODEL_DIR)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
