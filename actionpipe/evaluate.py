@@ -11,7 +11,10 @@ Two kinds of data:
   without re-running the pose model.
 
 Clips whose label the model does not know (e.g. ``other``) are left out of the accuracies and
-listed under ``unknown_labels``, with what the model predicted for them.
+listed under ``unknown_labels``, with what the model predicted for them. For a card with an
+open-set rule (``actionpipe calibrate``), the metrics gain ``open_set``
+(:func:`actionpipe.openset.open_set_report`): accuracy on the known classes with and without
+rejection, the rejection rate on ``other`` clips and the ROC AUC of the open-set score.
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ class Evaluation:
     names: list[str]
     labels: list[str]
     probabilities: np.ndarray
+    open_set_scores: np.ndarray | None = None   # (N,), -inf where there was no answer
+    open_set_threshold: float | None = None
 
     def metrics(self) -> dict[str, Any]:
         """top1, top5, per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""
@@ -56,7 +61,15 @@ class Evaluation:
                     "predicted": self.classes[int(self.probabilities[i].argmax())],
                     "probability": round(float(self.probabilities[i].max()), 4)}
                    for i in range(len(self.labels)) if self.labels[i] not in index]
-        return {"clips": len(known), "unanswered": int((~answered).sum()) if len(known) else 0,
+        open_set = {}
+        if self.open_set_scores is not None:
+            from .openset import open_set_report
+
+            open_set = {"open_set": dict(open_set_report(
+                self.labels, self.probabilities, self.open_set_scores,
+                self.open_set_scores < self.open_set_threshold, self.classes),
+                threshold=round(float(self.open_set_threshold), 4))}
+        return {**open_set, "clips": len(known), "unanswered": int((~answered).sum()) if len(known) else 0,
                 "top1": round(float((pred == y).mean()), 4) if len(known) else None,
                 "top5": round(float((top5 == y[:, None]).any(1).mean()), 4) if len(known) else None,
                 "per_class": per_class, "classes": self.classes, "confusion": confusion.tolist(),
@@ -81,9 +94,18 @@ def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, la
         samples.append(Sample(data[None], np.arange(card.preprocessing.max_people), np.arange(t),
                               np.arange(t) / float(card.preprocessing.fps or clip.fps),
                               {"layout": card.preprocessing.layout}))
-    predictions = Predictor(card, device, batch_size).predict(samples, [c.path or c.name for c in clips])
+    predictor = Predictor(card, device, batch_size)
+    predictions = predictor.predict(samples, [c.path or c.name for c in clips])
     return Evaluation(card.classes, [c.name for c in clips], [c.label for c in clips],
-                      np.stack([p.probabilities for p in predictions]))
+                      np.stack([p.probabilities for p in predictions]), *_open_set(predictor, predictions))
+
+
+def _open_set(predictor, predictions) -> tuple[np.ndarray | None, float | None]:
+    """Open-set scores (-inf for no prediction) and threshold, when the card has an open-set rule."""
+    if predictor.open_set is None:
+        return None, None
+    scores = np.array([-np.inf if p is None else p.open_set_score for p in predictions], dtype=np.float64)
+    return scores, float(predictor.open_set.threshold)
 
 
 def read_video_labels(labels_csv: str | Path) -> list[tuple[Path, str]]:
@@ -114,6 +136,7 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
                             **{k: v for k, v in classifier_options.items() if v})
     k = len(card.classes)
     probs = np.zeros((len(rows), k))  # all zero: no answer
+    predictions = []
     with console.progress() as bar:
         task = bar.add_task("videos", total=len(rows))
         for i, (video, _) in enumerate(rows):
@@ -126,8 +149,10 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
                 probs[i] = result.prediction.probabilities
             else:
                 console.warn(f"{video}: {result.status}; no answer, counted as wrong")
+            predictions.append(result.prediction)
             bar.advance(task)
-    return Evaluation(card.classes, [str(v) for v, _ in rows], [l for _, l in rows], probs)
+    return Evaluation(card.classes, [str(v) for v, _ in rows], [l for _, l in rows], probs,
+                      *_open_set(classifier.predictor, predictions))
 
 
 def render_metrics(metrics: dict[str, Any], console_out) -> None:
@@ -152,6 +177,13 @@ def render_metrics(metrics: dict[str, Any], console_out) -> None:
         table.add_row(str(i), *[(f"[bold green]{v}[/]" if j == i else f"[red]{v}[/]" if v else "·")
                                 for j, v in enumerate(row)])
     console_out.print(table)
+    if "open_set" in metrics:
+        o = metrics["open_set"]
+        auroc = "-" if o["auroc"] is None else f"{o['auroc']:.3f}"
+        console_out.print(f"open set (threshold {o['threshold']}): known-class accuracy {_pct(o['accuracy'])} "
+                          f"without rejection, {_pct(o['accuracy_with_rejection'])} with; known clips rejected "
+                          f"{_pct(o['known_rejection_rate'])}; 'other' clips rejected {_pct(o['other_rejection_rate'])} "
+                          f"of {o['other_clips']}; ROC AUC {auroc}", markup=False)
     for u in metrics["unknown_labels"]:
         console_out.print(f"not a model class: {u['name']} ({u['label']}) -> {u['predicted']} {u['probability']:.2f}",
                           markup=False)

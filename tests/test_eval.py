@@ -33,6 +33,21 @@ def test_metrics_top1_top5_per_class_and_confusion():
     assert [(e["name"], e["predicted"]) for e in m["errors"]] == [("2", "b"), ("4", "a"), ("6", None)]
 
 
+def test_metrics_report_open_set_rejection_on_other_clips():
+    classes = ["a", "b"]
+    labels = ["a", "a", "b", "b", "other", "other"]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.5, 0.5]])
+    scores = np.array([5.0, 1.0, 4.0, 3.0, 2.0, -np.inf])  # the last: no person, no answer
+    m = Evaluation(classes, [str(i) for i in range(6)], labels, probs, scores, 2.5).metrics()
+    o = m["open_set"]
+    assert (o["known_clips"], o["other_clips"]) == (4, 2)
+    assert o["accuracy"] == 0.75                 # clip 1 is wrong
+    assert o["accuracy_with_rejection"] == 0.75  # clip 1 (score 1.0) is rejected, the rest accepted
+    assert o["known_rejection_rate"] == 0.25 and o["other_rejection_rate"] == 1.0
+    assert o["auroc"] == pytest.approx(7 / 8)     # known scores vs other scores, pairwise
+    assert "open_set" not in Evaluation(classes, ["x"], ["a"], probs[:1]).metrics()
+
+
 def test_shipped_model_on_penn_action_test_split(run_cli, tmp_path):
     penn = shared_path("datasets", "penn_action")
     card = ModelCard.load(SHIPPED_MODELS / DEFAULT_MODEL)
