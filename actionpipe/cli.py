@@ -6,6 +6,7 @@ stdout carries results (``--json`` where offered), stderr carries progress and m
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -498,6 +499,8 @@ def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, see
     from .train import train
     from .trainconfig import load_config, parse_override
 
+    if resume and config_path is None and (Path(run_dir) / "config.json").is_file():
+        config_path = str(Path(run_dir) / "config.json")  # the run's own config, as it was saved
     overrides = dict(parse_override(s) for s in sets)
     for key, value in (("dataset", dataset), ("labels", labels), ("optim.epochs", epochs),
                        ("optim.batch_size", batch_size), ("optim.lr", lr), ("seed", seed), ("name", name)):
