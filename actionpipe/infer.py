@@ -1,8 +1,11 @@
 """Run a model card's ST-GCN over packed samples and produce class probabilities.
 
 Long samples are cut into the card's windows (``inference.window_frames`` / ``window_stride``)
-and the window probabilities are averaged: test-time averaging over several crops, and all
-windows of all samples go through the model in shared batches.
+and the window probabilities are combined as the card's ``inference.aggregate`` says
+(:func:`combine_windows`): ``mean`` (the default: test-time averaging over several crops) or
+``motion`` (a mean weighted by each window's :func:`motion_energy`, so windows where the person
+stands still — a golfer's address, a pitcher's set position, the idle ends of a long clip — count
+less than the action itself). All windows of all samples go through the model in shared batches.
 
 A calibrated card (``actionpipe calibrate``, see :mod:`actionpipe.openset`) adds a temperature —
 window probabilities are ``softmax(logits / T)`` — and an open-set rule: each sample's
@@ -32,9 +35,11 @@ from .fileio import read_json
 from .layouts import get_layout
 from .openset import OpenSet, card_temperature, softmax
 from .pack import Sample, fit_length
+from .timeline import aggregate
 
 FORMAT = "actionpipe.scores"
 FORMAT_VERSION = 1
+WINDOW_AGGREGATES = ("mean", "motion")
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -47,12 +52,48 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
+def motion_energy(data: np.ndarray) -> float:
+    """How much the people in ``data`` (C, T, V, M) move: per frame step, the mean displacement of
+    the joints seen in both frames (the sample's normalised units), squared — an energy, so a still
+    window weighs far less than a moving one — and averaged over the steps; 0 when nothing is seen
+    twice. Averaging over joints before squaring keeps one flickering joint from dominating."""
+    xy, seen = data[:2], data[2] > 0
+    both = seen[1:] & seen[:-1]                                   # (T-1, V, M)
+    step = np.sqrt(((xy[:, 1:] - xy[:, :-1]) ** 2).sum(0))        # (T-1, V, M)
+    counted = both.sum(axis=(1, 2))
+    if not counted.any():
+        return 0.0
+    speed = (step * both).sum(axis=(1, 2))[counted > 0] / counted[counted > 0]
+    return float((speed ** 2).mean())
+
+
+def combine_windows(probabilities: np.ndarray, energies: np.ndarray | None = None,
+                    method: str = "mean") -> np.ndarray:
+    """A sample's class probabilities (C,) from its windows' (W, C).
+
+    ``mean``: every window counts the same. ``motion``: each window weighted by its motion energy
+    (``energies``, (W,)); when no window moves at all, the plain mean.
+    """
+    if method not in WINDOW_AGGREGATES:
+        raise ValueError(f"unknown window aggregate {method!r} (expected one of {', '.join(WINDOW_AGGREGATES)})")
+    mean = aggregate(probabilities, "mean")   # checks the shape
+    if method == "mean":
+        return mean
+    w = np.asarray(energies, dtype=np.float64)
+    if w.shape != (len(probabilities),) or (w < 0).any():
+        raise ValueError(f"motion needs one non-negative energy per window, "
+                         f"got {w.shape} for {len(probabilities)} windows")
+    total = w.sum()
+    return (w @ np.asarray(probabilities, dtype=np.float64)) / total if total > 0 else mean
+
+
 @dataclass
 class Prediction:
     """Class probabilities of one sample, and of each window it was cut into.
 
     ``window_logits`` and ``features`` (the mean pooled feature of the windows) are what the
     open-set score is computed from; ``open_set_score`` is None for a card without an open-set rule.
+    ``window_motion``: each window's :func:`motion_energy` (the ``motion`` aggregate's weights).
     """
 
     probabilities: np.ndarray           # (num_class,)
@@ -62,6 +103,7 @@ class Prediction:
     features: np.ndarray | None = None        # (D,)
     open_set_score: float | None = None
     rejected: bool = False
+    window_motion: np.ndarray | None = None   # (W,)
 
 
 class Predictor:
@@ -79,6 +121,10 @@ class Predictor:
         self.model = card.load_model(self.device)
         self.window = int(card.inference.get("window_frames") or 0)
         self.stride = int(card.inference.get("window_stride") or self.window or 1)
+        self.aggregate = card.inference.get("aggregate", "mean")
+        if self.aggregate not in WINDOW_AGGREGATES:
+            raise ActionpipeError(card.card_path, f"inference.aggregate {self.aggregate!r} is not one of "
+                                                  f"{', '.join(WINDOW_AGGREGATES)}")
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -89,30 +135,33 @@ class Predictor:
             raise ActionpipeError(source, f"sample layout {got} ({sample.data.shape[3]} joints) does not "
                                           f"match model {self.card.name} ({want.name}, {want.num_joints} joints)")
 
-    def _windows(self, sample: Sample) -> tuple[list[np.ndarray], np.ndarray]:
+    def _windows(self, sample: Sample) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """The model's crops, their start/end times and motion energies (of the frames before padding)."""
         data = sample.data[0]  # (C, T, V, M)
         length = data.shape[1]
         if not self.window:
-            return [data], np.array([[sample.times[0], sample.times[-1]]])
-        crops, times = [], []
+            return [data], np.array([[sample.times[0], sample.times[-1]]]), np.array([motion_energy(data)])
+        crops, times, energies = [], [], []
         for s in window_starts(length, self.window, self.stride):
             crop = data[:, s:s + self.window]
+            energies.append(motion_energy(crop))
             crops.append(fit_length(crop, self.window, self.card.preprocessing.pad, axis=1))
             times.append([sample.times[s], sample.times[min(s + self.window, length) - 1]])
-        return crops, np.array(times, dtype=np.float64)
+        return crops, np.array(times, dtype=np.float64), np.array(energies)
 
     def predict(self, samples: Sequence[Sample], sources: Sequence[Any] | None = None) -> list[Prediction]:
         """Probabilities (and open-set scores) for each sample; all windows share batches of ``batch_size``."""
         import torch
 
         sources = sources or [None] * len(samples)
-        crops, owner, times = [], [], []
+        crops, owner, times, motion = [], [], [], []
         for i, (sample, source) in enumerate(zip(samples, sources)):
             self._check(sample, source)
-            c, t = self._windows(sample)
+            c, t, e = self._windows(sample)
             crops += c
             owner += [i] * len(c)
             times.append(t)
+            motion.append(e)
         logits, features = [], []
         with torch.inference_mode():
             # Without fixed windows, lengths differ: one sample per batch.
@@ -130,7 +179,9 @@ class Predictor:
         for i in range(len(samples)):
             wl = all_logits[owner_arr == i]
             wp = softmax(wl, self.temperature).astype(np.float32)
-            out.append(Prediction(wp.mean(0), wp, times[i], wl, all_features[owner_arr == i].mean(0)))
+            probs = combine_windows(wp, motion[i], self.aggregate).astype(np.float32)
+            out.append(Prediction(probs, wp, times[i], wl, all_features[owner_arr == i].mean(0),
+                                  window_motion=motion[i]))
         return self.judge(out)
 
     def judge(self, predictions: list[Prediction]) -> list[Prediction]:

@@ -11,7 +11,7 @@ import torch
 
 from actionpipe.cards import ModelCard, sha256_file
 from actionpipe.errors import ActionpipeError
-from actionpipe.infer import Predictor, load_scores, window_starts
+from actionpipe.infer import Predictor, combine_windows, load_scores, motion_energy, window_starts
 from actionpipe.pack import PackSpec, pack_people
 from actionpipe.report import top_k
 from test_pack import person, pose_file
@@ -19,7 +19,7 @@ from test_pack import person, pose_file
 CLASSES = ["wave", "squat", "jump"]
 
 
-def write_card(directory, layout="coco17", window=8, base_channels=8, seed=0):
+def write_card(directory, layout="coco17", window=8, base_channels=8, seed=0, aggregate=None):
     """A small, randomly initialised model with a real card: mechanics, not accuracy."""
     from actionpipe.model import STGCN
 
@@ -36,7 +36,8 @@ def write_card(directory, layout="coco17", window=8, base_channels=8, seed=0):
     card = {"format_version": 1, "name": directory.name, "description": "test model",
             "architecture": arch,
             "preprocessing": {"layout": layout, "normalization": "body", "max_people": 2, "rank": "area"},
-            "inference": {"window_frames": window, "window_stride": window // 2},
+            "inference": {"window_frames": window, "window_stride": window // 2,
+                          **({"aggregate": aggregate} if aggregate else {})},
             "classes": CLASSES,
             "weights": {"file": "weights.pt", "sha256": sha256_file(directory / "weights.pt")}}
     (directory / "card.json").write_text(json.dumps(card))
@@ -146,3 +147,68 @@ def test_infer_without_model_points_at_model_flag(tmp_path, run_cli, monkeypatch
     monkeypatch.delenv("ACTIONPIPE_MODELS", raising=False)
     r = run_cli("infer", tmp_path / "x.npz")
     assert r.exit_code == 2 and "--model" in r.stderr
+
+
+def still_then_moving(still=10, moving=10, step=0.5):
+    """(C, T, V, M) data: one person standing still, then its joints all moving ``step`` per frame in x."""
+    t = still + moving
+    data = np.zeros((3, t, 17, 1), dtype=np.float32)
+    data[2] = 0.9
+    data[0, still:, :, 0] = step * np.arange(1, moving + 1)[:, None]
+    return data
+
+
+def test_motion_energy_is_squared_mean_joint_speed_of_seen_joints():
+    data = still_then_moving()
+    assert motion_energy(data[:, :10]) == 0.0                       # standing still
+    assert motion_energy(data[:, 10:]) == pytest.approx(0.25)       # 0.5 per frame, squared
+    assert motion_energy(data[:, 5:15]) == pytest.approx(0.25 * 5 / 9)  # 5 of 9 steps move
+    unseen = data.copy()
+    unseen[:, 10:, :5] = 0                                           # joints not seen: not motion
+    assert motion_energy(unseen[:, 10:]) == pytest.approx(0.25)
+    # One joint flickering 3 units a frame next to 16 still ones: the mean speed is squared after
+    # averaging over joints, so it counts (3/17)², not 3²/17.
+    flicker = np.zeros((3, 4, 17, 1), dtype=np.float32)
+    flicker[2] = 1.0
+    flicker[0, 1::2, 0, 0] = 3.0
+    assert motion_energy(flicker) == pytest.approx((3 / 17) ** 2)
+    assert motion_energy(np.zeros((3, 5, 17, 1), dtype=np.float32)) == 0.0
+
+
+def test_motion_aggregate_lets_moving_windows_outvote_idle_ones():
+    # Three idle windows vote class 2 ("jump" stands in for jump_rope on a standing person), one
+    # window with the action votes class 0: the plain mean picks the idle vote, motion the action.
+    probs = np.array([[0.1, 0.1, 0.8]] * 3 + [[0.9, 0.05, 0.05]])
+    energies = np.array([0.001, 0.0, 0.002, 0.3])
+    assert combine_windows(probs, energies, "mean").argmax() == 2
+    weighted = combine_windows(probs, energies, "motion")
+    assert weighted.argmax() == 0 and weighted.sum() == pytest.approx(1.0)
+    assert np.allclose(weighted, (energies @ probs) / energies.sum())
+    # Equal energies are the plain mean; nothing moving at all falls back on it.
+    assert np.allclose(combine_windows(probs, np.full(4, 0.2), "motion"), probs.mean(0))
+    assert np.allclose(combine_windows(probs, np.zeros(4), "motion"), probs.mean(0))
+    with pytest.raises(ValueError, match="one non-negative energy per window"):
+        combine_windows(probs, np.ones(3), "motion")
+    with pytest.raises(ValueError, match="unknown window aggregate"):
+        combine_windows(probs, energies, "median")
+
+
+def test_predictor_uses_the_cards_aggregate(card, tmp_path):
+    sample = pack_people(moving_pose(40), card.preprocessing)
+    sample.data[:, :, :20] = sample.data[:, :, :1]   # the first half stands still
+    plain = Predictor(card, "cpu").predict([sample])[0]
+    motion_card = write_card(tmp_path / "motion", aggregate="motion")
+    moving = Predictor(motion_card, "cpu").predict([sample])[0]
+    assert np.allclose(plain.window_probabilities, moving.window_probabilities)   # same weights
+    assert np.allclose(plain.probabilities, plain.window_probabilities.mean(0), atol=1e-6)
+    assert len(moving.window_motion) == len(moving.window_probabilities)
+    assert moving.window_motion[0] == 0.0 and moving.window_motion[-1] > 0
+    assert np.allclose(moving.probabilities, combine_windows(moving.window_probabilities, moving.window_motion,
+                                                             "motion"), atol=1e-6)
+    assert not np.allclose(moving.probabilities, plain.probabilities)
+
+
+def test_unknown_aggregate_in_card_is_a_clear_error(tmp_path):
+    bad = write_card(tmp_path / "bad", aggregate="median")
+    with pytest.raises(ActionpipeError, match="inference.aggregate 'median'"):
+        Predictor(bad, "cpu")
