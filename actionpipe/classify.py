@@ -44,16 +44,17 @@ import numpy as np
 from .cards import ModelCard
 from .errors import ActionpipeError
 from .fileio import write_json
-from .infer import Prediction, Predictor, prediction_item, scores_document
+from .infer import WINDOW_AGGREGATES, Prediction, Predictor, combine_windows, prediction_item, scores_document
 from .pack import pack_people, pack_track
 from .report import top_k
-from .timeline import AGGREGATES, Timeline, aggregate
+from .timeline import Timeline, aggregate
 from .video import expected_frame_count, output_fps, probe, read_frames
 
 PREFETCH_FRAMES = 64
 DEFAULT_MIN_TRACK_S = 1.0
 MIN_PERSON_S = 0.5
 MIN_KEYPOINT_CONFIDENCE = 0.2
+VIDEO_AGGREGATES = WINDOW_AGGREGATES + ("max",)  # how windows make the video's scores
 ANSWERS = ("ok", "unknown", "no_person", "too_short", "low_confidence")  # statuses that are results
 
 
@@ -263,14 +264,14 @@ class Classifier:
     def __init__(self, card: ModelCard, *, device: str = "auto", imgsz: int | None = None,
                  conf: float | None = None, fps: float | None = None, batch: int = 16,
                  pose_weights: str | Path | None = None, window_s: float | None = None,
-                 stride_s: float | None = None, aggregate: str = "mean", per_person: bool = False,
+                 stride_s: float | None = None, aggregate: str | None = None, per_person: bool = False,
                  min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True,
                  reject: bool = True, min_person_s: float = MIN_PERSON_S,
                  min_keypoint_confidence: float = MIN_KEYPOINT_CONFIDENCE):
         from .pose import PoseEstimator
 
-        if aggregate not in AGGREGATES:
-            raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(AGGREGATES)})")
+        if aggregate is not None and aggregate not in VIDEO_AGGREGATES:
+            raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(VIDEO_AGGREGATES)})")
         if (window_s is not None and window_s <= 0) or (stride_s is not None and (stride_s <= 0 or window_s is None)):
             raise ActionpipeError(None, f"window ({window_s}) and stride ({stride_s}) must be positive "
                                         "seconds, and a stride needs a window")
@@ -384,10 +385,16 @@ class Classifier:
             self.predictor.stride = max(1, round(self.stride_s * sample_fps))
         out = []
         for pred in self.predictor.predict(samples, [video] * len(samples)):
-            pred = replace(pred, probabilities=aggregate(pred.window_probabilities, self.aggregate))
+            # None keeps the card's own rule, which the Predictor already applied.
+            if self.aggregate == "max":
+                pred = replace(pred, probabilities=aggregate(pred.window_probabilities, "max"))
+            elif self.aggregate is not None:
+                pred = replace(pred, probabilities=combine_windows(pred.window_probabilities, pred.window_motion,
+                                                                   self.aggregate))
             timeline = None
             if self.window_s:
-                settings = {"window_s": self.window_s, "stride_s": self.stride_s, "aggregate": self.aggregate}
+                settings = {"window_s": self.window_s, "stride_s": self.stride_s,
+                            "aggregate": self.aggregate or self.predictor.aggregate}
                 timeline = Timeline(pred.window_times[:, 0], pred.window_times[:, 1] + 1.0 / sample_fps,
                                     pred.window_probabilities, self.card.classes, settings)
             out.append((pred, timeline))

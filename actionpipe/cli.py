@@ -301,9 +301,10 @@ _analysis_options = [
     click.option("--window", "window_s", type=_seconds, metavar="SEC",
                  help="Classify sliding windows of SEC seconds: per-window classes merged into a timeline of segments."),
     click.option("--stride", "stride_s", type=_seconds, metavar="SEC", help="Step between windows. Default: half the window."),
-    click.option("--aggregate", default="mean", show_default=True, type=click.Choice(["mean", "max"]),
-                 help="Whole-video scores from the windows: their mean, or each class's maximum (finds a short "
-                      "action in a long video; does not sum to 1)."),
+    click.option("--aggregate", type=click.Choice(["mean", "motion", "max"]),
+                 help="Whole-video scores from the windows: their mean, their mean weighted by how much the "
+                      "people move (idle stretches count less), or each class's maximum (finds a short action "
+                      "in a long video; does not sum to 1). Default: the model card's (the shipped model: motion)."),
     click.option("--min-track-s", default=1.0, show_default=True, type=click.FloatRange(min=0), metavar="SEC",
                  help="Per person: skip tracks seen for less than SEC seconds."),
 ]

@@ -140,6 +140,20 @@ def test_timeline_windows_are_the_predictors_batched_windows(timeline_run):
     assert np.allclose(maxed.prediction.probabilities, tl.probabilities.max(0), atol=1e-6)
 
 
+def test_video_scores_follow_the_cards_window_aggregate_unless_overridden(timeline_run, tmp_path):
+    from test_infer import write_card
+
+    _, _, pose = timeline_run
+    motion_card = write_card(tmp_path / "motion", aggregate="motion")
+    by_card = Classifier(motion_card, device="cpu", fps=15, load_pose=False).classify_pose(pose, "v.mp4")
+    p = by_card.prediction
+    weights = p.window_motion / p.window_motion.sum()
+    assert len(weights) > 1 and not np.allclose(weights, weights.mean())
+    assert np.allclose(p.probabilities, weights @ p.window_probabilities, atol=1e-6)
+    mean = Classifier(motion_card, device="cpu", fps=15, aggregate="mean", load_pose=False).classify_pose(pose, "v.mp4")
+    assert np.allclose(mean.prediction.probabilities, p.window_probabilities.mean(0), atol=1e-6)
+
+
 def test_per_person_gives_each_person_its_own_track_span_box_and_label(timeline_run):
     classifier, result, pose = timeline_run
     people = {p.track_id: p for p in result.people}
