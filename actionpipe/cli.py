@@ -544,10 +544,11 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, i
     card = _card(model)
     kind, _, rest = dataset.partition(":")
     if kind == "videos" or (Path(dataset).is_dir() and labels and labels.endswith(".csv")):
-        csv_path = rest if kind == "videos" else labels
+        csv_path, video_root = (rest, None) if kind == "videos" else (labels, dataset)
         if pose_cache:
             Path(pose_cache).mkdir(parents=True, exist_ok=True)
-        result = evaluate_videos(card, csv_path, device, pose_cache, imgsz=imgsz, fps=fps, batch=batch)
+        result = evaluate_videos(card, csv_path, device, pose_cache, video_root,
+                                 imgsz=imgsz, fps=fps, batch=batch)
     else:
         result = evaluate_dataset(card, dataset, split, labels, device, batch)
     metrics = result.metrics()

@@ -108,8 +108,9 @@ def _open_set(predictor, predictions) -> tuple[np.ndarray | None, float | None]:
     return scores, float(predictor.open_set.threshold)
 
 
-def read_video_labels(labels_csv: str | Path) -> list[tuple[Path, str]]:
-    """``file,label`` rows of a CSV (extra columns ignored), files relative to the CSV."""
+def read_video_labels(labels_csv: str | Path, video_root: str | Path | None = None) -> list[tuple[Path, str]]:
+    """``file,label`` rows of a CSV (extra columns ignored), files relative to ``video_root``
+    (default: the CSV's folder)."""
     labels_csv = Path(labels_csv)
     if not labels_csv.is_file():
         raise ActionpipeError(labels_csv, "labels CSV not found")
@@ -117,7 +118,8 @@ def read_video_labels(labels_csv: str | Path) -> list[tuple[Path, str]]:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
             raise ActionpipeError(labels_csv, f"needs columns file,label (got {reader.fieldnames})")
-        rows = [(labels_csv.parent / r["file"], r["label"].strip()) for r in reader if r.get("file")]
+        root = Path(video_root) if video_root is not None else labels_csv.parent
+        rows = [(root / r["file"], r["label"].strip()) for r in reader if r.get("file")]
     for path, _ in rows:
         if not path.is_file():
             raise ActionpipeError(labels_csv, f"{path} not found")
@@ -125,13 +127,14 @@ def read_video_labels(labels_csv: str | Path) -> list[tuple[Path, str]]:
 
 
 def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto",
-                    pose_cache: str | Path | None = None, **classifier_options) -> Evaluation:
+                    pose_cache: str | Path | None = None, video_root: str | Path | None = None,
+                    **classifier_options) -> Evaluation:
     """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
     so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
     from .classify import Classifier
     from .posefile import PoseFile
 
-    rows = read_video_labels(labels_csv)
+    rows = read_video_labels(labels_csv, video_root)
     classifier = Classifier(card, device=device, reject=False,
                             **{k: v for k, v in classifier_options.items() if v})
     k = len(card.classes)

@@ -68,3 +68,38 @@ def test_shipped_model_on_penn_action_test_split(run_cli, tmp_path):
 def test_eval_unknown_dataset_is_one_line_error(run_cli, tmp_path):
     r = run_cli("eval", "--model", DEFAULT_MODEL, "--dataset", f"penn:{tmp_path / 'nowhere'}", "--split", "test")
     assert r.exit_code == 1 and r.stderr.startswith("actionpipe: error:") and "dataset not found" in r.stderr
+
+
+def test_eval_on_a_folder_of_videos_with_labels_csv(demo_video, tmp_path, run_cli):
+    """End to end (pose, pack, model) on real footage; a pose cache makes the second run skip the pose model."""
+    import cv2
+
+    from test_infer import CLASSES, write_card
+
+    card = write_card(tmp_path / "tiny")
+    videos = tmp_path / "clips"
+    videos.mkdir()
+    cap = cv2.VideoCapture(str(demo_video))
+    frames = [cv2.resize(cap.read()[1], (480, 270)) for _ in range(30)][10:]  # the man, in motion
+    for name in ("a.mp4", "b.mp4"):
+        writer = cv2.VideoWriter(str(videos / name), cv2.VideoWriter_fourcc(*"mp4v"), 30, (480, 270))
+        for f in frames:
+            writer.write(f)
+        writer.release()
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"file,label\na.mp4,{CLASSES[0]}\nb.mp4,other\n")
+    cache = tmp_path / "poses"
+    args = ["eval", "--model", card.directory, "--dataset", videos, "--labels", labels, "--pose-cache", cache,
+            "--imgsz", "320", "--device", "cpu", "--json"]
+    r = run_cli(*args)
+    assert r.exit_code == 0, r.stderr
+    m = json.loads(r.stdout)
+    assert m["clips"] == 1 and m["unanswered"] == 0 and m["top1"] in (0.0, 1.0)
+    assert [u["label"] for u in m["unknown_labels"]] == ["other"]
+    assert (cache / "a" / "pose.json").is_file() and (cache / "b" / "pose.json").is_file()
+    # Second run from the cache: same answer without decoding (the videos may even be gone).
+    for v in videos.iterdir():
+        v.write_bytes(b"")
+    again = run_cli(*args)
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["top1"] == m["top1"]
