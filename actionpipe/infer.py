@@ -8,7 +8,8 @@ stands still — a golfer's address, a pitcher's set position, the idle ends of 
 less than the action itself). All windows of all samples go through the model in shared batches.
 
 A calibrated card (``actionpipe calibrate``, see :mod:`actionpipe.openset`) adds a temperature —
-window probabilities are ``softmax(logits / T)`` — and an open-set rule: each sample's
+window probabilities are ``softmax(logits / T)``, a sample's are its combined uncalibrated window
+probabilities tempered the same way (so calibration never changes its class) — and an open-set rule: each sample's
 ``open_set_score`` (from its window features / logits; higher = more like the training data) and
 whether it is ``rejected`` (score below the card's threshold; never when ``reject=False``).
 
@@ -33,7 +34,7 @@ from .devices import resolve_device
 from .errors import ActionpipeError
 from .fileio import read_json
 from .layouts import get_layout
-from .openset import OpenSet, card_temperature, softmax
+from .openset import OpenSet, card_temperature, softmax, temper
 from .pack import Sample, fit_length
 from .timeline import aggregate
 
@@ -178,8 +179,10 @@ class Predictor:
         out = []
         for i in range(len(samples)):
             wl = all_logits[owner_arr == i]
-            wp = softmax(wl, self.temperature).astype(np.float32)
-            probs = combine_windows(wp, motion[i], self.aggregate).astype(np.float32)
+            plain = softmax(wl)
+            wp = temper(plain, self.temperature).astype(np.float32)
+            # Combine first, temper after: calibration must not change the clip's class.
+            probs = temper(combine_windows(plain, motion[i], self.aggregate), self.temperature).astype(np.float32)
             out.append(Prediction(probs, wp, times[i], wl, all_features[owner_arr == i].mean(0),
                                   window_motion=motion[i]))
         return self.judge(out)

@@ -10,8 +10,10 @@ the card's threshold), one of :data:`METHODS`:
 * ``energy`` — ``T · logsumexp(logits / T)`` of the clip's mean window logits (minus the energy);
 * ``msp`` — the largest class probability.
 
-Temperature scaling: probabilities are ``softmax(logits / T)`` per window, averaged over the
-clip's windows; ``T`` minimises the negative log-likelihood on held-out clips.
+Temperature scaling: a window's probabilities are ``softmax(logits / T)``; a clip's are its
+windows' uncalibrated probabilities combined first, then tempered the same way (``p^(1/T)``,
+renormalised: :func:`temper`), so calibration never changes which class a clip gets — averaging
+sharpened windows could. ``T`` minimises the negative log-likelihood on held-out clips.
 
 Card sections written by ``actionpipe calibrate`` (see :mod:`actionpipe.calibrate`)::
 
@@ -44,9 +46,19 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def temper(probabilities: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise ``p^(1/T)`` renormalised: temperature scaling of a distribution (for one window's
+    softmax it equals ``softmax(logits / T)``); the most probable class stays the most probable."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if temperature == 1.0:
+        return p
+    log_p = np.log(np.clip(p, 1e-300, None)) / temperature
+    return softmax(log_p)
+
+
 def clip_probabilities(window_logits: Sequence[np.ndarray], temperature: float = 1.0) -> np.ndarray:
-    """``(N, K)``: each clip's window probabilities at ``temperature``, averaged (as Predictor does)."""
-    return np.stack([softmax(w, temperature).mean(0) for w in window_logits])
+    """``(N, K)``: each clip's averaged window probabilities, tempered at ``temperature``."""
+    return temper(np.stack([softmax(w).mean(0) for w in window_logits]), temperature)
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:

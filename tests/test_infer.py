@@ -212,3 +212,24 @@ def test_unknown_aggregate_in_card_is_a_clear_error(tmp_path):
     bad = write_card(tmp_path / "bad", aggregate="median")
     with pytest.raises(ActionpipeError, match="inference.aggregate 'median'"):
         Predictor(bad, "cpu")
+
+
+def test_calibration_temperature_never_changes_the_class(tmp_path):
+    from actionpipe.cards import ModelCard
+    from actionpipe.openset import softmax
+
+    plain = write_card(tmp_path / "plain", aggregate="motion")
+    raw = json.loads((tmp_path / "plain" / "card.json").read_text())
+    raw["calibration"] = {"temperature": 0.25}
+    (tmp_path / "sharp").mkdir()
+    (tmp_path / "sharp" / "weights.pt").write_bytes((tmp_path / "plain" / "weights.pt").read_bytes())
+    (tmp_path / "sharp" / "card.json").write_text(json.dumps(raw))
+    sharp = ModelCard.load(tmp_path / "sharp")
+    samples = [pack_people(moving_pose(n, seed=n), plain.preprocessing) for n in (9, 30, 41, 57)]
+    a = Predictor(plain, "cpu").predict(samples)
+    b = Predictor(sharp, "cpu").predict(samples)
+    for pa, pb in zip(a, b):
+        assert len(pa.window_probabilities) > 1
+        assert pa.probabilities.argmax() == pb.probabilities.argmax()
+        assert pb.probabilities.max() > pa.probabilities.max()  # T < 1 sharpens
+        assert np.allclose(pb.window_probabilities, softmax(pb.window_logits / 0.25), atol=1e-6)
