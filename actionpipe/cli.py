@@ -407,9 +407,14 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
                 elif jsonl_path == "-":
                     click.echo(json.dumps(d))
                 elif not as_json and result.prediction is not None:
-                    render_table([{"source": d["video"], "top": d["top"]}], out)
+                    verdict = (f"{d['label']} {d['probability']:.2f}" if d.get("label") else
+                               f"unknown action (closest: {d['closest']['class']} {d['closest']['probability']:.2f})")
+                    click.echo(f"{d['video']}: {verdict}")
+                    render_table([{"source": "", "top": d["top"]}], out)
                     for line in result.summary_lines():
                         click.echo(line)
+                elif not as_json and result.status in _NO_CLASS:
+                    click.echo(f"{d['video']}: {_NO_CLASS[result.status]}")
     finally:
         if writer:
             writer.close()

@@ -38,7 +38,7 @@ def _bar(p: float, width: int = 24) -> str:
 def render_table(rows: list[dict[str, Any]], console: Console) -> None:
     """One rich table per item: rank, class, probability and a bar."""
     for row in rows:
-        table = Table(title=str(row["source"]), title_justify="left", show_edge=False)
+        table = Table(title=str(row["source"]) or None, title_justify="left", show_edge=False)
         table.add_column("#", justify="right", style="dim")
         table.add_column("class", style="bold")
         table.add_column("probability", justify="right")

@@ -69,6 +69,9 @@ def test_classify_jsonl_and_no_person(card, tmp_path, run_cli):
     assert r.exit_code == 0
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == 1 and lines[0]["status"] == "no_person" and "label" not in lines[0]
+    # The human table output says so on stdout too.
+    r = run_cli("classify", blank, "--model", card.directory, "--device", "cpu")
+    assert r.exit_code == 0 and r.stdout.strip() == f"{blank}: no person found"
 
 
 def test_classify_usage_errors(card, tmp_path, run_cli):
