@@ -25,15 +25,11 @@ Statuses (all but ``error`` are answers; the CLI exits 0 for them):
 With an open-set rule, results carry ``open_set`` ``{"score", "threshold", "rejected"}``.
 
 All windows of the clip and of every person go through the ST-GCN in shared batches. With
-``prefetch``, a background thread decodes up to :data:`PREFETCH_FRAMES` frames ahead, across
-video boundaries, while the pose model works (see ``benchmarks/bench_long.py`` for what it buys).
+``prefetch``, a background thread decodes ahead (:mod:`actionpipe.prefetch`), across video
+boundaries, while the pose model works (see ``benchmarks/bench_long.py`` for what it buys).
 """
 from __future__ import annotations
 
-import json
-import os
-import queue
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,9 +44,9 @@ from .infer import WINDOW_AGGREGATES, Prediction, Predictor, combine_windows, pr
 from .pack import pack_people, pack_track
 from .report import top_k
 from .timeline import Timeline, aggregate
-from .video import expected_frame_count, output_fps, probe, read_frames
+from .prefetch import decode_ahead, decode_serial
+from .video import expected_frame_count, output_fps
 
-PREFETCH_FRAMES = 64
 DEFAULT_MIN_TRACK_S = 1.0
 MIN_PERSON_S = 0.5
 MIN_KEYPOINT_CONFIDENCE = 0.2
@@ -160,97 +156,6 @@ def describe_tracks(pose) -> dict[int, dict[str, Any]]:
                 "box": np.median(np.stack(boxes[t]), axis=0).tolist()} for t in boxes}
 
 
-class _VideoFrames:
-    """One video's frames as they come out of the prefetch queue; ends at ``_END`` or an error."""
-
-    def __init__(self, q: queue.Queue):
-        self.queue, self.done = q, False
-
-    def __iter__(self) -> Iterator[Any]:
-        while not self.done:
-            item = self.queue.get()
-            if item is _END or isinstance(item, BaseException):
-                self.done = True
-                if item is not _END:
-                    raise item
-                return
-            yield item
-
-    def drain(self) -> None:
-        """Skip what is left of this video (its consumer stopped early)."""
-        try:
-            for _ in self:
-                pass
-        except Exception:  # the consumer already failed; this video's later error changes nothing
-            pass
-
-
-_END = object()
-
-
-def _decode_serial(videos: list[Path], fps: float | None, max_side: int):
-    for video in videos:
-        try:
-            info = probe(video)
-        except ActionpipeError as exc:
-            yield video, exc, None
-            continue
-        yield video, info, read_frames(video, fps=fps, max_side=max_side)
-
-
-def _decode_ahead(videos: list[Path], fps: float | None, max_side: int, depth: int = PREFETCH_FRAMES):
-    """Like :func:`_decode_serial`, but a thread decodes up to ``depth`` frames ahead, across videos."""
-    q: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        # Every video gets a header (its VideoInfo, or the exception probing it raised), then its
-        # frames and _END, or an exception: the consumer never waits for an item that cannot come.
-        for video in videos:
-            try:
-                info = probe(video)
-            except Exception as exc:
-                if not put(exc):
-                    return
-                continue
-            if not put(info):
-                return
-            try:
-                for frame in read_frames(video, fps=fps, max_side=max_side):
-                    if not put(frame):
-                        return
-            except Exception as exc:  # handed to the consumer, which raises it as its own
-                if not put(exc):
-                    return
-                continue
-            if not put(_END):
-                return
-
-    thread = threading.Thread(target=run, name="actionpipe-decode", daemon=True)
-    thread.start()
-    try:
-        for video in videos:
-            info = q.get()
-            if isinstance(info, BaseException):
-                yield video, info, None
-                continue
-            frames = _VideoFrames(q)
-            yield video, info, frames
-            frames.drain()
-    finally:
-        stop.set()
-        thread.join()
-
-
 class Classifier:
     """Pose model + action model, loaded once; call :meth:`classify` per video.
 
@@ -308,7 +213,7 @@ class Classifier:
         yield from self._classify_all([Path(v) for v in videos], keep_dir, keep_going=True)
 
     def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool) -> Iterator[VideoResult]:
-        decode = _decode_ahead if self.prefetch else _decode_serial
+        decode = decode_ahead if self.prefetch else decode_serial
         for video, info, frames in decode(videos, self.fps, self.pose.imgsz):
             start = time.perf_counter()
             try:
@@ -399,61 +304,3 @@ class Classifier:
                                     pred.window_probabilities, self.card.classes, settings)
             out.append((pred, timeline))
         return out
-
-
-# --- JSONL results: one complete line per video, resumable ------------------------------------
-
-def repair_jsonl(path: str | Path) -> int:
-    """Cut a trailing partial line (a run killed mid-write); returns the bytes removed."""
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return 0
-    with open(path, "rb+") as f:
-        data = f.read()
-        keep = data.rfind(b"\n") + 1
-        if keep < len(data):
-            f.truncate(keep)
-            os.fsync(f.fileno())
-    return len(data) - keep
-
-
-def done_videos(path: str | Path) -> set[str]:
-    """Real paths of the videos a JSONL already holds a result for (``error`` lines do not count)."""
-    done = set()
-    if Path(path).is_file():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(d, dict) and d.get("status") in ANSWERS and "video" in d:
-                    done.add(os.path.realpath(d["video"]))
-    return done
-
-
-class JsonlWriter:
-    """Appends one JSON object per line; each line is one ``os.write`` then ``fsync``, so a killed
-    run leaves whole lines only (a cut-off line from a crash mid-write is removed on open)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise ActionpipeError(self.path, f"cannot write: directory {self.path.parent} does not exist")
-        self.repaired = repair_jsonl(self.path)
-        try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ActionpipeError(self.path, f"cannot write: {exc.strerror}") from None
-
-    def write(self, obj: Any) -> None:
-        line = (json.dumps(obj) + "\n").encode("utf-8")
-        before = os.fstat(self.fd).st_size
-        written = os.write(self.fd, line)
-        if written != len(line):  # disk full: take the partial line back rather than leave it
-            os.ftruncate(self.fd, before)
-            raise ActionpipeError(self.path, f"short write ({written} of {len(line)} bytes): disk full?")
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)

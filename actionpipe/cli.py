@@ -358,7 +358,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
 
     from rich.console import Console
 
-    from .classify import Classifier, JsonlWriter, done_videos
+    from .classify import ANSWERS, Classifier
+    from .jsonl import JsonlWriter, done_videos
     from .errors import UsageError
     from .report import render_table
     from .video import expand_videos
@@ -375,7 +376,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
     if writer and writer.repaired:
         console.warn(f"{jsonl_path}: removed a partial last line ({writer.repaired} bytes) of an interrupted run")
     if skip_existing:
-        done = done_videos(jsonl_path)
+        done = done_videos(jsonl_path, ANSWERS)
         todo = [v for v in videos if os.path.realpath(v) not in done]
         console.info(f"{jsonl_path}: {len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
         videos = todo

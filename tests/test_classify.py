@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from actionpipe.classify import Classifier, JsonlWriter, done_videos, repair_jsonl
+from actionpipe.classify import ANSWERS, Classifier
+from actionpipe.jsonl import JsonlWriter, done_videos, repair_jsonl
 from actionpipe.pack import pack_track
 from actionpipe.posefile import PoseFile
 from test_infer import CLASSES, write_card
@@ -240,11 +241,11 @@ def test_repair_and_done_videos(tmp_path):
     assert repair_jsonl(path) == len('{"vid')
     assert path.read_text().endswith('"error"}\n') and repair_jsonl(path) == 0
     # Failed videos are tried again on resume.
-    assert done_videos(path) == {os.path.realpath("a.mp4")}
+    assert done_videos(path, ANSWERS) == {os.path.realpath("a.mp4")}
     writer = JsonlWriter(path)
     writer.write({"video": "c.mp4", "status": "no_person"})
     writer.close()
-    assert done_videos(path) == {os.path.realpath("a.mp4"), os.path.realpath("c.mp4")}
+    assert done_videos(path, ANSWERS) == {os.path.realpath("a.mp4"), os.path.realpath("c.mp4")}
 
 
 def test_person_seen_too_briefly_is_too_short_not_a_class(card, demo_video, tmp_path, run_cli):
