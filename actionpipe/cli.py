@@ -128,6 +128,7 @@ def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, de
 def _pack_spec(model: str | None, **overrides):
     """The preprocessing of ``--model`` (or the default model, or the reference's), flags override."""
     from .cards import DEFAULT_MODEL, find_card, list_cards
+    from .layouts import get_layout
     from .pack import PackSpec
 
     if model:
@@ -137,6 +138,8 @@ def _pack_spec(model: str | None, **overrides):
         base = shipped[DEFAULT_MODEL].preprocessing if DEFAULT_MODEL in shipped else PackSpec()
     values = {k: v for k, v in vars(base).items()}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values["layout"] != base.layout:  # the card's mask names its own layout's joints
+        values["joint_mask"] = [j for j in base.joint_mask if get_layout(values["layout"]).has(j)]
     return PackSpec(**values)
 
 

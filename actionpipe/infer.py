@@ -229,9 +229,15 @@ def load_scores(path: str | Path) -> dict[str, Any]:
         raise ActionpipeError(path, f"not a scores file (missing \"format\": \"{FORMAT}\")")
     if doc.get("format_version") != FORMAT_VERSION:
         raise ActionpipeError(path, f"scores format_version {doc.get('format_version')!r} is not supported")
-    n = len(doc.get("classes", []))
-    for item in doc.get("items", []):
-        if len(item.get("probabilities", [])) != n:
-            raise ActionpipeError(path, f"item {item.get('source')!r} has "
-                                        f"{len(item.get('probabilities', []))} probabilities for {n} classes")
+    classes, items = doc.get("classes"), doc.get("items")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ActionpipeError(path, "\"classes\" must be a list of class names")
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ActionpipeError(path, "\"items\" must be a list of objects")
+    for item in items:
+        probs = item.get("probabilities")
+        if (not isinstance(probs, list) or len(probs) != len(classes)
+                or not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in probs)):
+            raise ActionpipeError(path, f"item {item.get('source')!r}: \"probabilities\" must be "
+                                        f"{len(classes)} numbers, one per class")
     return doc

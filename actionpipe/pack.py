@@ -51,7 +51,11 @@ class PackSpec:
     min_confidence: float = 0.0       # keypoints below this count as missing (x = y = conf = 0)
 
     def __post_init__(self):
-        get_layout(self.layout)
+        layout = get_layout(self.layout)
+        unknown = [j for j in self.joint_mask if not layout.has(j)]
+        if unknown:
+            raise ActionpipeError(None, f"joint_mask names joints layout {self.layout} does not have: "
+                                        f"{', '.join(unknown)}")
         for value, allowed, what in ((self.normalization, NORMALIZATIONS, "normalization"),
                                      (self.rank, RANKINGS, "rank"), (self.pad, PADDINGS, "pad")):
             if value not in allowed:

@@ -12,7 +12,7 @@ import torch
 from actionpipe.cards import ModelCard, sha256_file
 from actionpipe.errors import ActionpipeError
 from actionpipe.infer import Predictor, combine_windows, load_scores, motion_energy, window_starts
-from actionpipe.pack import PackSpec, pack_people
+from actionpipe.pack import PackSpec, Sample, pack_people
 from actionpipe.report import top_k
 from test_pack import person, pose_file
 
@@ -233,3 +233,30 @@ def test_calibration_temperature_never_changes_the_class(tmp_path):
         assert pa.probabilities.argmax() == pb.probabilities.argmax()
         assert pb.probabilities.max() > pa.probabilities.max()  # T < 1 sharpens
         assert np.allclose(pb.window_probabilities, softmax(pb.window_logits / 0.25), atol=1e-6)
+
+
+@pytest.mark.parametrize("doc, problem", [
+    ({"items": []}, "classes"),
+    ({"classes": ["a"], "items": [3]}, "items"),
+    ({"classes": ["a"], "items": [{"source": "x", "probabilities": ["x"]}]}, "probabilities"),
+    ({"classes": ["a", "b"], "items": [{"source": "x", "probabilities": [1.0]}]}, "probabilities"),
+])
+def test_report_rejects_malformed_scores_in_one_line(tmp_path, run_cli, doc, problem):
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"format": "actionpipe.scores", "format_version": 1, **doc}))
+    r = run_cli("report", path)
+    assert r.exit_code == 1 and problem in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_pack_layout_override_drops_the_cards_mask_for_joints_it_lacks(card, tmp_path, run_cli):
+    pose_path = tmp_path / "p.json"
+    moving_pose(10).save(pose_path)
+    raw = json.loads(card.card_path.read_text())
+    raw["preprocessing"]["joint_mask"] = ["left_eye", "right_eye"]
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "card.json").write_text(json.dumps(raw))
+    r = run_cli("pack", pose_path, "-o", tmp_path / "s.npz", "--model", tmp_path / "m", "--layout", "ntu25")
+    assert r.exit_code == 0, r.stderr
+    assert Sample.load(tmp_path / "s.npz").data.shape[3] == 25
+    with pytest.raises(ActionpipeError, match="left_eye"):
+        PackSpec(layout="ntu25", joint_mask=["left_eye"])
