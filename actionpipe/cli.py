@@ -455,7 +455,10 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
     from .posefile import PoseFile
     from .render import load_result, render_video
 
+    from .video import probe
+
     _check_window(window_s, stride_s)
+    probe(video)  # a missing or broken video fails before any model runs
     pose = PoseFile.load(pose_path) if pose_path else None
     result = load_result(scores_path, video) if scores_path else None
     if pose is None or result is None:
@@ -471,11 +474,12 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
                 pose = classifier.pose.estimate_path(video, fps=classifier.fps)
             if result is None:
                 result = classifier.classify_pose(pose, video).to_dict(k)
+    summary = render_video(video, output, pose, result)
+    # Side outputs only once the video is written: a failed render leaves nothing behind.
     if save_pose:
         pose.save(save_pose)
     if save_scores:
         write_json(save_scores, result, indent=1)
-    summary = render_video(video, output, pose, result)
     if as_json:
         click.echo(json.dumps(summary))
     codec = ("H.264 (avc1)" if summary["codec"] == "avc1" else

@@ -132,3 +132,11 @@ def test_writer_codec_is_detected(tmp_path):
         writer.write(np.full((48, 64, 3), i * 40, np.uint8))
     writer.release()
     assert codec in CODECS and len(frames_of(tmp_path / "w.mp4")) == 5
+
+
+def test_render_of_a_missing_video_fails_first_and_leaves_nothing(rendered, run_cli, tmp_path):
+    out, saved = tmp_path / "r.mp4", tmp_path / "saved.json"
+    r = run_cli("render", tmp_path / "missing.mp4", "-o", out, "--pose", rendered[0] / "pose.json",
+                "--save-scores", saved)
+    assert r.exit_code == 1 and "missing.mp4: file not found" in r.stderr
+    assert not out.exists() and not saved.exists() and not list(tmp_path.glob(".*part"))
