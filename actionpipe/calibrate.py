@@ -5,7 +5,8 @@ The validation split is the one the trainer held out of the training clips (the 
 :func:`actionpipe.train.split_validation` draws it), so nothing here was fitted on clips the
 model learned from, and the test split only *measures* (ECE before/after, the rejection rate).
 
-* temperature: minimises the NLL of the validation clips' probabilities;
+* temperature: minimises the NLL of the validation clips' probabilities (combined over windows
+  as the card says, then tempered: :func:`actionpipe.openset.temper`);
 * open set (:mod:`actionpipe.openset`): class means and the tied, shrunk covariance of the
   pooled features of the *training* clips (the rest of the train split); the threshold accepts
   ``accept`` (default 95%) of the validation clips.
@@ -29,9 +30,9 @@ from . import console
 from .cards import ModelCard, sha256_file
 from .errors import ActionpipeError
 from .fileio import write_json
-from .openset import (DEFAULT_SHRINKAGE, METHODS, clip_probabilities, expected_calibration_error,
+from .openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
                       fit_class_gaussians, fit_temperature, negative_log_likelihood, save_statistics,
-                      score_clips)
+                      score_clips, temper)
 from .pack import Sample
 
 STATISTICS_FILE = "open_set.npz"
@@ -73,11 +74,18 @@ def validation_views(clips, config: dict[str, Any], views: int, seed: int) -> li
     return out
 
 
-def clip_outputs(predictor, clips) -> tuple[list[np.ndarray], np.ndarray]:
-    """Window logits (one ``(W, K)`` array per clip) and mean window features ``(N, D)``."""
+def clip_predictions(predictor, clips) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Window logits (one ``(W, K)`` array per clip), mean window features ``(N, D)`` and the clips'
+    probabilities ``(N, K)`` as the predictor combines them (the card's aggregate)."""
     preds = predictor.predict([clip_sample(c, predictor.card.preprocessing) for c in clips],
                               [c.path or c.name for c in clips])
-    return [p.window_logits for p in preds], np.stack([p.features for p in preds])
+    return ([p.window_logits for p in preds], np.stack([p.features for p in preds]),
+            np.stack([p.probabilities for p in preds]))
+
+
+def clip_outputs(predictor, clips) -> tuple[list[np.ndarray], np.ndarray]:
+    """Window logits (one ``(W, K)`` array per clip) and mean window features ``(N, D)``."""
+    return clip_predictions(predictor, clips)[:2]
 
 
 def uncalibrated(card: ModelCard) -> ModelCard:
@@ -115,22 +123,22 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
     console.info(f"calibrating on {len(val_clips)} validation clips (+{views} augmented views each); "
                  f"class statistics from {len(fit_clips)} clips")
     val_views = validation_views(val_clips, config, views, split_seed)
-    val_logits, val_features = clip_outputs(predictor, val_views)
+    val_logits, val_features, val_probs = clip_predictions(predictor, val_views)
     val_y = np.array([index[c.label] for c in val_views])
 
-    temperature = fit_temperature(val_logits, val_y)
+    temperature = fit_temperature(val_probs, val_y)
     fitted_on = (f"{dataset} train split, validation hold-out: {len(val_clips)} clips "
                  f"(val_fraction {val_fraction}, split_seed {split_seed}, as in training), "
                  f"each as it is and in {views} views through the training augmentation")
     means = precision = None
     if method == "mahalanobis":
-        fit_logits, fit_features = clip_outputs(predictor, fit_clips)
+        _, fit_features = clip_outputs(predictor, fit_clips)
         means, precision = fit_class_gaussians(fit_features, np.array([index[c.label] for c in fit_clips]),
                                                len(card.classes), shrinkage)
     val_scores = score_clips(method, val_features, val_logits, temperature, means, precision)
     threshold = float(np.quantile(val_scores, 1 - accept))
 
-    before, after = (clip_probabilities(val_logits, t) for t in (1.0, temperature))
+    before, after = val_probs, temper(val_probs, temperature)
     calibration = {"temperature": round(temperature, 4),
                    "ece_before": round(expected_calibration_error(before, val_y), 4),
                    "ece_after": round(expected_calibration_error(after, val_y), 4),
@@ -178,9 +186,9 @@ def _measure_test(predictor, dataset, labels, card, index, temperature, method, 
     clips = [c for c in clips if c.label in index]
     if not clips:
         return None
-    logits, features = clip_outputs(predictor, clips)
+    logits, features, probs = clip_predictions(predictor, clips)
     y = np.array([index[c.label] for c in clips])
-    before, after = (clip_probabilities(logits, t) for t in (1.0, temperature))
+    before, after = probs, temper(probs, temperature)
     scores = score_clips(method, features, logits, temperature, means, precision)
     return {"clips": len(clips), "ece_before": round(expected_calibration_error(before, y), 4),
             "ece_after": round(expected_calibration_error(after, y), 4),

@@ -66,17 +66,17 @@ def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> fl
     return float(-np.log(np.clip(p, 1e-12, None)).mean())
 
 
-def fit_temperature(window_logits: Sequence[np.ndarray], labels: np.ndarray) -> float:
-    """The temperature that minimises the NLL of the clips' averaged window probabilities."""
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the NLL of the clips' tempered probabilities ``(N, K)``
+    (combined over windows as the model card says, untempered: :func:`temper` is applied here)."""
     from scipy.optimize import minimize_scalar
 
     labels = np.asarray(labels)
     if len(labels) == 0:
         raise ActionpipeError(None, "cannot fit a temperature on no clips")
     # Search log T: T in [0.05, 20] is far wider than any sensible fit.
-    res = minimize_scalar(lambda log_t: negative_log_likelihood(
-        clip_probabilities(window_logits, float(np.exp(log_t))), labels),
-        bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
+    res = minimize_scalar(lambda log_t: negative_log_likelihood(temper(probabilities, float(np.exp(log_t))), labels),
+                          bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-4})
     return float(np.exp(res.x))
 
 
