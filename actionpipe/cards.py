@@ -18,27 +18,18 @@ Card (JSON, ``format_version`` 1)::
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ActionpipeError
-from .fileio import read_json
+from .fileio import read_json, sha256_file
 from .pack import PackSpec
 
 FORMAT_VERSION = 1
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "penn-action-stgcn"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_dirs() -> list[Path]:

@@ -66,10 +66,6 @@ class Clip:
     path: str | None = None
 
     @property
-    def num_people(self) -> int:
-        return self.keypoints.shape[0]
-
-    @property
     def num_frames(self) -> int:
         return self.keypoints.shape[1]
 

@@ -3,6 +3,7 @@ interrupted or failed run never leaves a partial file under the final name."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -64,12 +65,6 @@ def write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
             f.write("\n")
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write text atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def save_npz(path: str | Path, **arrays: Any) -> None:
     """``np.savez_compressed`` atomically (the temp name keeps ``.npz`` so numpy adds nothing)."""
     with atomic_path(path) as tmp:
@@ -87,3 +82,11 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ActionpipeError(path, f"not a valid {what}: {exc}") from None
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

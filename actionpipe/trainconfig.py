@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .augment import AugmentConfig
-from .errors import ActionpipeError
+from .errors import ActionpipeError, UsageError
 from .pack import PackSpec
 
 DATASET_KINDS = ("penn", "kinetics", "poses")
@@ -124,7 +124,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         *parents, leaf = key.split(".")
         for p in parents:
             if not isinstance(node.get(p), dict):
-                raise ActionpipeError(None, f"override {key}: {p!r} is not a config section")
+                raise UsageError(None, f"override {key}: {p!r} is not a config section")
             node = node[p]
         node[leaf] = value
     return TrainConfig.from_dict(d, path)
@@ -134,7 +134,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     """``key=value`` with a JSON value (bare words are strings)."""
     key, sep, raw = text.partition("=")
     if not sep or not key:
-        raise ActionpipeError(None, f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
+        raise UsageError(None, f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
     try:
         return key.strip(), json.loads(raw)
     except json.JSONDecodeError:
