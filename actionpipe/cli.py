@@ -375,6 +375,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
     videos = expand_videos(inputs)
     if not videos:
         raise UsageError(None, f"no video files found in: {', '.join(inputs)}")
+    card = _card(model)  # a bad --model fails before the JSONL file is touched
     writer = JsonlWriter(jsonl_path) if jsonl_path not in (None, "-") else None
     if writer and writer.repaired:
         console.warn(f"{jsonl_path}: removed a partial last line ({writer.repaired} bytes) of an interrupted run")
@@ -383,7 +384,6 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         todo = [v for v in videos if os.path.realpath(v) not in done]
         console.info(f"{jsonl_path}: {len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
         videos = todo
-    card = _card(model)
     results, out = [], Console()
     try:
         if videos:
