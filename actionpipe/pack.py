@@ -220,6 +220,9 @@ class Sample:
         path = Path(path)
         if not path.is_file():
             raise ActionpipeError(path, "sample file not found")
+        with open(path, "rb") as f:
+            if f.read(2) != b"PK":  # every .npz is a zip archive
+                raise ActionpipeError(path, "not an .npz sample (a pose file? `actionpipe pack` it first)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
