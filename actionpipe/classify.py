@@ -2,7 +2,8 @@
 
 Models are loaded once and reused for every video; nothing goes through intermediate files
 unless ``keep_dir`` asks for them (then each video gets ``pose.json``, ``sample.npz`` and
-``scores.json`` in ``keep_dir/<video stem>/``).
+``scores.json`` in ``keep_dir/<name>/``, the name from :func:`keep_names`: the stem, or the path
+below the videos' common folder when they come from several folders).
 
 Beyond the clip label (the top-M people of the whole video, as the model was trained):
 
@@ -30,10 +31,11 @@ boundaries, while the pose model works (see ``benchmarks/bench_long.py`` for wha
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -156,6 +158,16 @@ def describe_tracks(pose) -> dict[int, dict[str, Any]]:
                 "box": np.median(np.stack(boxes[t]), axis=0).tolist()} for t in boxes}
 
 
+def keep_names(videos: Sequence[str | Path]) -> list[str]:
+    """Per video, its path below the videos' common folder without the suffix: ``squat`` for one
+    video, ``jump/001`` and ``run/001`` for class folders — names that do not collide."""
+    if not videos:
+        return []
+    resolved = [Path(os.path.realpath(v)) for v in videos]
+    root = Path(os.path.commonpath([p.parent for p in resolved]))
+    return [str(p.with_suffix("").relative_to(root)) for p in resolved]
+
+
 class Classifier:
     """Pose model + action model, loaded once; call :meth:`classify` per video.
 
@@ -203,18 +215,23 @@ class Classifier:
         self.window_s = frames / rate
         self.stride_s = (self.card.inference.get("window_stride") or frames) / rate
 
-    def classify(self, video: str | Path, keep_dir: str | Path | None = None) -> VideoResult:
-        """Classify one video; raises ActionpipeError for a broken one."""
-        return next(self._classify_all([Path(video)], keep_dir, keep_going=False))
+    def classify(self, video: str | Path, keep_dir: str | Path | None = None,
+                 keep_name: str | None = None) -> VideoResult:
+        """Classify one video; raises ActionpipeError for a broken one. ``keep_name``: its folder
+        in ``keep_dir`` (default: the file's stem)."""
+        return next(self._classify_all([Path(video)], keep_dir, keep_going=False,
+                                       names=[keep_name] if keep_name else None))
 
     def classify_many(self, videos: Iterable[str | Path],
                       keep_dir: str | Path | None = None) -> Iterator[VideoResult]:
         """Classify each video; a broken one yields an ``error`` result and the rest go on."""
         yield from self._classify_all([Path(v) for v in videos], keep_dir, keep_going=True)
 
-    def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool) -> Iterator[VideoResult]:
+    def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool,
+                      names: list[str] | None = None) -> Iterator[VideoResult]:
         decode = decode_ahead if self.prefetch else decode_serial
-        for video, info, frames in decode(videos, self.fps, self.pose.imgsz):
+        names = names or keep_names(videos)
+        for (video, info, frames), name in zip(decode(videos, self.fps, self.pose.imgsz), names):
             start = time.perf_counter()
             try:
                 if isinstance(info, BaseException):
@@ -222,7 +239,7 @@ class Classifier:
                 pose = self.pose.estimate(frames, width=info.width, height=info.height,
                                           fps=output_fps(info, self.fps), source=info.to_dict(),
                                           total=expected_frame_count(info, self.fps))
-                result = self.classify_pose(pose, video, keep_dir)
+                result = self.classify_pose(pose, video, keep_dir, name)
             except ActionpipeError as exc:
                 if not keep_going:
                     raise
@@ -230,7 +247,8 @@ class Classifier:
             result.info["seconds"] = round(time.perf_counter() - start, 3)
             yield result
 
-    def classify_pose(self, pose, video: str | Path, keep_dir: str | Path | None = None) -> VideoResult:
+    def classify_pose(self, pose, video: str | Path, keep_dir: str | Path | None = None,
+                      keep_name: str | None = None) -> VideoResult:
         """Classify a video whose pose file is already known (what :meth:`classify` does after pose)."""
         spec = self.card.preprocessing
         sample = pack_people(pose, spec)
@@ -238,7 +256,7 @@ class Classifier:
                 "people": len(pose.track_ids()), "tracks_used": [int(t) for t in sample.track_ids if t >= 0]}
         keep = None
         if keep_dir is not None:
-            keep = Path(keep_dir) / Path(video).stem
+            keep = Path(keep_dir) / (keep_name or Path(video).stem)
             keep.mkdir(parents=True, exist_ok=True)
             pose.save(keep / "pose.json")
             sample.save(keep / "sample.npz")

@@ -131,10 +131,11 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
                     **classifier_options) -> Evaluation:
     """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
     so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
-    from .classify import Classifier
+    from .classify import Classifier, keep_names
     from .posefile import PoseFile
 
     rows = read_video_labels(labels_csv, video_root)
+    names = keep_names([video for video, _ in rows])  # pose cache folders that never collide
     classifier = Classifier(card, device=device, reject=False,
                             **{k: v for k, v in classifier_options.items() if v})
     k = len(card.classes)
@@ -143,11 +144,11 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
     with console.progress() as bar:
         task = bar.add_task("videos", total=len(rows))
         for i, (video, _) in enumerate(rows):
-            cached = Path(pose_cache) / video.stem / "pose.json" if pose_cache else None
+            cached = Path(pose_cache) / names[i] / "pose.json" if pose_cache else None
             if cached is not None and cached.is_file():
                 result = classifier.classify_pose(PoseFile.load(cached), video)
             else:
-                result = classifier.classify(video, keep_dir=pose_cache)
+                result = classifier.classify(video, keep_dir=pose_cache, keep_name=names[i])
             if result.prediction is not None:
                 probs[i] = result.prediction.probabilities
             else:

@@ -263,3 +263,12 @@ def test_person_seen_too_briefly_is_too_short_not_a_class(card, demo_video, tmp_
     d = json.loads(r.stdout)
     assert d["status"] == "too_short" and "label" not in d and 0 < d["person_frames"] < 8
     assert "too short" in r.stderr
+
+
+def test_keep_names_do_not_collide_across_class_folders(tmp_path):
+    from actionpipe.classify import keep_names
+
+    assert keep_names([tmp_path / "squat.mp4"]) == ["squat"]
+    assert keep_names([tmp_path / "a.mp4", tmp_path / "b.mp4"]) == ["a", "b"]
+    names = keep_names([tmp_path / "jump" / "001.mp4", tmp_path / "run" / "001.mp4"])
+    assert names == ["jump/001", "run/001"]
