@@ -66,7 +66,7 @@ def open_video_writer(path: str | Path, fps: float, size: tuple[int, int]) -> tu
 
 def load_result(path: str | Path, video: str | Path) -> dict[str, Any]:
     """The classify result for ``video`` from a ``classify --json`` document, a JSONL of results or
-    one result object; with several, the one whose video has the same file name (last one wins)."""
+    one result object; with several, the one for the same file, else the same file name (last wins)."""
     path = Path(path)
     if not path.is_file():
         raise ActionpipeError(path, "scores file not found")
@@ -82,7 +82,9 @@ def load_result(path: str | Path, video: str | Path) -> dict[str, Any]:
     results = [r for r in results if isinstance(r, dict) and "status" in r and "video" in r]
     if not results:
         raise ActionpipeError(path, "holds no classify result (make one with `classify VIDEO --json`)")
-    named = [r for r in results if Path(r["video"]).name == Path(video).name]
+    # The same file first (results of a folder may share file names), else the same file name.
+    same = [r for r in results if os.path.realpath(r["video"]) == os.path.realpath(video)]
+    named = same or [r for r in results if Path(r["video"]).name == Path(video).name]
     if not named and len(results) > 1:
         raise ActionpipeError(path, f"has no result for {Path(video).name}")
     result = (named or results)[-1]

@@ -140,3 +140,16 @@ def test_render_of_a_missing_video_fails_first_and_leaves_nothing(rendered, run_
                 "--save-scores", saved)
     assert r.exit_code == 1 and "missing.mp4: file not found" in r.stderr
     assert not out.exists() and not saved.exists() and not list(tmp_path.glob(".*part"))
+
+
+def test_scores_are_matched_to_the_same_file_before_the_same_name(tmp_path):
+    from actionpipe.render import load_result
+
+    (tmp_path / "jump").mkdir()
+    (tmp_path / "run").mkdir()
+    results = [{"video": str(tmp_path / d / "001.mp4"), "status": "ok", "label": d} for d in ("jump", "run")]
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in results))
+    assert load_result(path, tmp_path / "jump" / "001.mp4")["label"] == "jump"
+    assert load_result(path, tmp_path / "run" / "001.mp4")["label"] == "run"
+    assert load_result(path, tmp_path / "elsewhere" / "001.mp4")["label"] == "run"  # same name: the last
