@@ -33,7 +33,6 @@ from .fileio import write_json
 from .openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
                       fit_class_gaussians, fit_temperature, negative_log_likelihood, save_statistics,
                       score_clips, temper)
-from .pack import Sample
 
 STATISTICS_FILE = "open_set.npz"
 DEFAULT_METHOD = "mahalanobis"
@@ -41,24 +40,11 @@ DEFAULT_ACCEPT = 0.95
 DEFAULT_VIEWS = 3
 
 
-def clip_sample(clip, spec) -> Sample:
-    """A dataset clip prepared exactly as in training, as a Sample the Predictor takes."""
-    from .train import clip_to_model_space
-
-    data = clip_to_model_space(clip, spec)
-    t = data.shape[1]
-    return Sample(data[None], np.arange(spec.max_people), np.arange(t),
-                  np.arange(t) / float(spec.fps or clip.fps), {"layout": spec.layout})
-
-
 def augmented_clip(clip, augment_config, rng: np.random.Generator):
     """``clip`` with the trainer's spatial augmentation and speed jitter (speed as a frame-rate change)."""
-    import math
+    from .train import augmented_keypoints
 
-    from .augment import augment
-
-    kp = augment(clip.keypoints, rng, augment_config, clip.layout, clip.width, clip.height)
-    speed = math.exp(rng.uniform(-1, 1) * math.log1p(augment_config.speed)) if augment_config.speed else 1.0
+    kp, speed = augmented_keypoints(clip, augment_config, rng)
     return replace(clip, keypoints=kp, fps=clip.fps * speed)
 
 
@@ -77,6 +63,8 @@ def validation_views(clips, config: dict[str, Any], views: int, seed: int) -> li
 def clip_predictions(predictor, clips) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Window logits (one ``(W, K)`` array per clip), mean window features ``(N, D)`` and the clips'
     probabilities ``(N, K)`` as the predictor combines them (the card's aggregate)."""
+    from .train import clip_sample
+
     preds = predictor.predict([clip_sample(c, predictor.card.preprocessing) for c in clips],
                               [c.path or c.name for c in clips])
     return ([p.window_logits for p in preds], np.stack([p.features for p in preds]),

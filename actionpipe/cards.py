@@ -136,6 +136,14 @@ def find_card(name_or_dir: str | Path) -> ModelCard:
     raise ActionpipeError(name_or_dir, f"no such model (not a directory with card.json, nor a card name; known: {known})")
 
 
+def default_card() -> ModelCard | None:
+    """The default model's card (:data:`DEFAULT_MODEL`), or None when it is not installed."""
+    for folder in model_dirs():
+        if (folder / DEFAULT_MODEL / "card.json").is_file():
+            return ModelCard.load(folder / DEFAULT_MODEL)
+    return None
+
+
 def list_cards() -> list[ModelCard]:
     """Every valid card in :func:`model_dirs`, first one of a name wins."""
     cards: dict[str, ModelCard] = {}

@@ -44,7 +44,7 @@ from .errors import ActionpipeError
 from .fileio import write_json
 from .infer import WINDOW_AGGREGATES, Prediction, Predictor, combine_windows, prediction_item, scores_document
 from .pack import pack_people, pack_track
-from .report import top_k
+from .report import ranked, top_k
 from .timeline import Timeline, aggregate
 from .prefetch import decode_ahead, decode_serial
 from .video import expected_frame_count, output_fps
@@ -58,12 +58,10 @@ ANSWERS = ("ok", "unknown", "no_person", "too_short", "low_confidence")  # statu
 
 def _top_dict(prediction: Prediction, classes: list[str], k: int, threshold: float | None = None) -> dict[str, Any]:
     """label/probability/top, or for a rejected clip label null and the ``closest`` class; open_set."""
-    top = top_k(prediction.probabilities, classes, k)
-    d: dict[str, Any] = {"label": top[0][0], "probability": round(top[0][1], 6)}
+    d: dict[str, Any] = ranked(prediction.probabilities, classes, k)
     if prediction.rejected:
         d = {"label": None, "probability": None,
-             "closest": {"class": top[0][0], "probability": round(top[0][1], 6)}}
-    d["top"] = [{"class": c, "probability": round(p, 6)} for c, p in top]
+             "closest": {"class": d["label"], "probability": d["probability"]}, "top": d["top"]}
     if prediction.open_set_score is not None:
         d["open_set"] = {"score": round(prediction.open_set_score, 4),
                          "threshold": None if threshold is None else round(threshold, 4),

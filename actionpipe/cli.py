@@ -127,15 +127,12 @@ def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, de
 
 def _pack_spec(model: str | None, **overrides):
     """The preprocessing of ``--model`` (or the default model, or the reference's), flags override."""
-    from .cards import DEFAULT_MODEL, find_card, list_cards
+    from .cards import default_card, find_card
     from .layouts import get_layout
     from .pack import PackSpec
 
-    if model:
-        base = find_card(model).preprocessing
-    else:
-        shipped = {c.name: c for c in list_cards()}
-        base = shipped[DEFAULT_MODEL].preprocessing if DEFAULT_MODEL in shipped else PackSpec()
+    card = find_card(model) if model else default_card()
+    base = card.preprocessing if card else PackSpec()
     values = {k: v for k, v in vars(base).items()}
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["layout"] != base.layout:  # the card's mask names its own layout's joints
@@ -178,12 +175,11 @@ _device_option = click.option("--device", default="auto", show_default=True,
 
 
 def _card(model: str | None):
-    from .cards import DEFAULT_MODEL, find_card, list_cards
+    from .cards import default_card, find_card
 
-    if model:
-        return find_card(model)
-    if DEFAULT_MODEL in {c.name for c in list_cards()}:
-        return find_card(DEFAULT_MODEL)
+    card = find_card(model) if model else default_card()
+    if card:
+        return card
     from .errors import UsageError
     raise UsageError(None, "no default model is installed: pass --model NAME_OR_DIR (see `actionpipe models`)")
 

@@ -82,18 +82,11 @@ def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, la
                      device: str = "auto", batch_size: int = 64) -> Evaluation:
     """A skeleton dataset, prepared as in training, through the card's Predictor."""
     from .infer import Predictor
-    from .pack import Sample
-    from .train import clip_to_model_space
+    from .train import clip_sample
     from .trainconfig import load_dataset
 
     clips, _ = load_dataset(dataset, split, labels, card.preprocessing)
-    samples = []
-    for clip in clips:
-        data = clip_to_model_space(clip, card.preprocessing)
-        t = data.shape[1]
-        samples.append(Sample(data[None], np.arange(card.preprocessing.max_people), np.arange(t),
-                              np.arange(t) / float(card.preprocessing.fps or clip.fps),
-                              {"layout": card.preprocessing.layout}))
+    samples = [clip_sample(clip, card.preprocessing) for clip in clips]
     predictor = Predictor(card, device, batch_size)
     predictions = predictor.predict(samples, [c.path or c.name for c in clips])
     return Evaluation(card.classes, [c.name for c in clips], [c.label for c in clips],

@@ -20,14 +20,17 @@ def top_k(probabilities: Sequence[float], classes: Sequence[str], k: int = 5) ->
     return [(classes[i], float(p[i])) for i in order]
 
 
+def ranked(probabilities: Sequence[float], classes: Sequence[str], k: int = 5) -> dict[str, Any]:
+    """JSON-ready ``label``, ``probability`` (the top class) and ``top`` (the top-k list)."""
+    top = top_k(probabilities, classes, k)
+    return {"label": top[0][0], "probability": round(top[0][1], 6),
+            "top": [{"class": c, "probability": round(p, 6)} for c, p in top]}
+
+
 def summarize(doc: dict[str, Any], k: int = 5) -> list[dict[str, Any]]:
     """Per item of a scores document: source, top class and the top-k list."""
-    rows = []
-    for item in doc["items"]:
-        top = top_k(item["probabilities"], doc["classes"], k)
-        rows.append({"source": item["source"], "label": top[0][0], "probability": round(top[0][1], 6),
-                     "top": [{"class": c, "probability": round(p, 6)} for c, p in top]})
-    return rows
+    return [{"source": item["source"], **ranked(item["probabilities"], doc["classes"], k)}
+            for item in doc["items"]]
 
 
 def _bar(p: float, width: int = 24) -> str:

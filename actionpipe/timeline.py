@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .report import top_k
+from .report import ranked
 
 AGGREGATES = ("mean", "max")
 
@@ -111,10 +111,8 @@ class Timeline:
         """JSON-ready settings, windows (with top-``k``) and segments."""
         windows = []
         for s, e, p in zip(self.starts, self.ends, self.probabilities):
-            top = top_k(p, self.classes, k)
-            windows.append({"start_s": round(float(s), 3), "end_s": round(float(e), 3), "label": top[0][0],
-                            "probability": round(top[0][1], 6),
-                            "top": [{"class": c, "probability": round(q, 6)} for c, q in top]})
+            windows.append({"start_s": round(float(s), 3), "end_s": round(float(e), 3),
+                            **ranked(p, self.classes, k)})
         return {**self.settings, "windows": windows, "segments": [s.to_dict() for s in self.segments()]}
 
 

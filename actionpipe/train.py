@@ -30,7 +30,7 @@ from .cards import sha256_file
 from .datasets import Clip, class_names
 from .errors import ActionpipeError
 from .fileio import atomic_path, write_json
-from .pack import PackSpec, fit_length, prepare_keypoints, resample_time
+from .pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
 from .trainconfig import TrainConfig, load_dataset
 
 
@@ -51,11 +51,25 @@ def clip_to_model_space(clip: Clip, spec: PackSpec, speed: float = 1.0,
     return np.ascontiguousarray(out.transpose(3, 1, 2, 0))
 
 
+def clip_sample(clip: Clip, spec: PackSpec) -> Sample:
+    """A dataset clip prepared exactly as in training, as a Sample the Predictor takes."""
+    data = clip_to_model_space(clip, spec)
+    t = data.shape[1]
+    return Sample(data[None], np.arange(spec.max_people), np.arange(t),
+                  np.arange(t) / float(spec.fps or clip.fps), {"layout": spec.layout})
+
+
+def augmented_keypoints(clip: Clip, aug: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The clip's keypoints with the spatial augmentation, and a random speed factor (the jitter)."""
+    kp = augment(clip.keypoints, rng, aug, clip.layout, clip.width, clip.height)
+    speed = math.exp(rng.uniform(-1, 1) * math.log1p(aug.speed)) if aug.speed else 1.0
+    return kp, speed
+
+
 def training_sample(clip: Clip, spec: PackSpec, window: int, aug: AugmentConfig,
                     rng: np.random.Generator) -> np.ndarray:
     """One augmented training input ``(C, window, V, M)``: spatial augmentation, speed jitter, crop."""
-    kp = augment(clip.keypoints, rng, aug, clip.layout, clip.width, clip.height)
-    speed = math.exp(rng.uniform(-1, 1) * math.log1p(aug.speed)) if aug.speed else 1.0
+    kp, speed = augmented_keypoints(clip, aug, rng)
     data = clip_to_model_space(clip, spec, speed, kp)
     length = data.shape[1]
     if length > window:
