@@ -64,6 +64,7 @@ class Clip:
     track_ids: np.ndarray | None = None      # (M,) int, -1 for a slot nobody fills
     visibility: np.ndarray | None = None     # (M, T, V) uint8, Penn's raw 1 visible / 0 occluded
     path: str | None = None
+    group: str | None = None                 # clips cut from one source video share it (None: its own)
 
     @property
     def num_frames(self) -> int:
@@ -150,7 +151,23 @@ def load_penn_action(root: str | Path, split: str | None = None) -> list[Clip]:
     if not files:
         raise ActionpipeError(root, "no Penn Action labels/*.mat files here")
     clips = [load_penn_clip(f) for f in _each(files, "Penn Action")]
+    _group_penn_runs(clips)
     return [c for c in clips if split is None or c.split == split]
+
+
+def _group_penn_runs(clips: list[Clip]) -> None:
+    """Penn Action does not name its source videos, but it cut several clips from each and numbered
+    them consecutively, and split train/test by video (the split flag runs in blocks of ~3 clips).
+    A run of consecutive numbers with the same split and action is taken as one video, so a
+    validation split holds out whole runs: held-out clips of the training videos would flatter it."""
+    run, previous = 0, None
+    for clip in clips:
+        key = (clip.split, clip.label)
+        if previous is None or key != previous[0] or not (clip.name.isdigit() and previous[1].isdigit()
+                                                          and int(clip.name) == int(previous[1]) + 1):
+            run += 1
+        clip.group = f"penn-run-{run}"
+        previous = (key, clip.name)
 
 
 # --- from pose files -----------------------------------------------------------------------------

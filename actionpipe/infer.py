@@ -88,6 +88,62 @@ def combine_windows(probabilities: np.ndarray, energies: np.ndarray | None = Non
     return (w @ np.asarray(probabilities, dtype=np.float64)) / total if total > 0 else mean
 
 
+def sample_windows(sample: Sample, window: int, stride: int, pad: str
+                   ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """A sample's model inputs (``window`` frames each; the whole sample when 0), their start/end
+    times and motion energies (of the frames before padding)."""
+    data = sample.data[0]  # (C, T, V, M)
+    length = data.shape[1]
+    if not window:
+        return [data], np.array([[sample.times[0], sample.times[-1]]]), np.array([motion_energy(data)])
+    crops, times, energies = [], [], []
+    for s in window_starts(length, window, stride):
+        crop = data[:, s:s + window]
+        energies.append(motion_energy(crop))
+        crops.append(fit_length(crop, window, pad, axis=1))
+        times.append([sample.times[s], sample.times[min(s + window, length) - 1]])
+    return crops, np.array(times, dtype=np.float64), np.array(energies)
+
+
+@dataclass
+class WindowOutputs:
+    """What the model made of one sample's windows."""
+
+    logits: np.ndarray     # (W, num_class)
+    features: np.ndarray   # (W, D), pooled, before the classifier
+    times: np.ndarray      # (W, 2) start_s, end_s
+    motion: np.ndarray     # (W,) motion energies
+
+
+def run_windows(model, samples: Sequence[Sample], window: int, stride: int, pad: str, device,
+                batch_size: int = 16) -> list[WindowOutputs]:
+    """Cut each sample into windows (:func:`sample_windows`) and run ``model`` (an :class:`STGCN`,
+    in eval mode) over all of them in shared batches. Training's validation uses it too, so
+    checkpoints are chosen on exactly what inference computes."""
+    import torch
+
+    crops, owner, times, motion = [], [], [], []
+    for i, sample in enumerate(samples):
+        c, t, e = sample_windows(sample, window, stride, pad)
+        crops += c
+        owner += [i] * len(c)
+        times.append(t)
+        motion.append(e)
+    logits, features = [], []
+    with torch.inference_mode():
+        step = max(1, batch_size) if window else 1   # without fixed windows, lengths differ
+        for b in range(0, len(crops), step):
+            x = torch.from_numpy(np.stack(crops[b:b + step])).to(device)
+            f = model.features(x)
+            logits.append(model.fcn(f[:, :, None, None]).flatten(1).float().cpu().numpy())
+            features.append(f.float().cpu().numpy())
+    all_logits = np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
+    all_features = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
+    owner_arr = np.array(owner)
+    return [WindowOutputs(all_logits[owner_arr == i], all_features[owner_arr == i], times[i], motion[i])
+            for i in range(len(samples))]
+
+
 @dataclass
 class Prediction:
     """Class probabilities of one sample, and of each window it was cut into.
@@ -136,55 +192,19 @@ class Predictor:
             raise ActionpipeError(source, f"sample layout {got} ({sample.data.shape[3]} joints) does not "
                                           f"match model {self.card.name} ({want.name}, {want.num_joints} joints)")
 
-    def _windows(self, sample: Sample) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """The model's crops, their start/end times and motion energies (of the frames before padding)."""
-        data = sample.data[0]  # (C, T, V, M)
-        length = data.shape[1]
-        if not self.window:
-            return [data], np.array([[sample.times[0], sample.times[-1]]]), np.array([motion_energy(data)])
-        crops, times, energies = [], [], []
-        for s in window_starts(length, self.window, self.stride):
-            crop = data[:, s:s + self.window]
-            energies.append(motion_energy(crop))
-            crops.append(fit_length(crop, self.window, self.card.preprocessing.pad, axis=1))
-            times.append([sample.times[s], sample.times[min(s + self.window, length) - 1]])
-        return crops, np.array(times, dtype=np.float64), np.array(energies)
-
     def predict(self, samples: Sequence[Sample], sources: Sequence[Any] | None = None) -> list[Prediction]:
         """Probabilities (and open-set scores) for each sample; all windows share batches of ``batch_size``."""
-        import torch
-
         sources = sources or [None] * len(samples)
-        crops, owner, times, motion = [], [], [], []
-        for i, (sample, source) in enumerate(zip(samples, sources)):
+        for sample, source in zip(samples, sources):
             self._check(sample, source)
-            c, t, e = self._windows(sample)
-            crops += c
-            owner += [i] * len(c)
-            times.append(t)
-            motion.append(e)
-        logits, features = [], []
-        with torch.inference_mode():
-            # Without fixed windows, lengths differ: one sample per batch.
-            step = self.batch_size if self.window else 1
-            for b in range(0, len(crops), step):
-                x = torch.from_numpy(np.stack(crops[b:b + step])).to(self.device)
-                f = self.model.features(x)
-                logits.append(self.model.fcn(f[:, :, None, None]).flatten(1).float().cpu().numpy())
-                features.append(f.float().cpu().numpy())
-        k = len(self.card.classes)
-        all_logits = np.concatenate(logits) if logits else np.zeros((0, k), np.float32)
-        all_features = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
-        owner_arr = np.array(owner)
         out = []
-        for i in range(len(samples)):
-            wl = all_logits[owner_arr == i]
-            plain = softmax(wl)
+        for w in run_windows(self.model, samples, self.window, self.stride, self.card.preprocessing.pad,
+                             self.device, self.batch_size):
+            plain = softmax(w.logits)
             wp = temper(plain, self.temperature).astype(np.float32)
             # Combine first, temper after: calibration must not change the clip's class.
-            probs = temper(combine_windows(plain, motion[i], self.aggregate), self.temperature).astype(np.float32)
-            out.append(Prediction(probs, wp, times[i], wl, all_features[owner_arr == i].mean(0),
-                                  window_motion=motion[i]))
+            probs = temper(combine_windows(plain, w.motion, self.aggregate), self.temperature).astype(np.float32)
+            out.append(Prediction(probs, wp, w.times, w.logits, w.features.mean(0), window_motion=w.motion))
         return self.judge(out)
 
     def judge(self, predictions: list[Prediction]) -> list[Prediction]:

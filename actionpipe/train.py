@@ -30,6 +30,8 @@ from .cards import sha256_file
 from .datasets import Clip, class_names
 from .errors import ActionpipeError
 from .fileio import atomic_path, write_json
+from .infer import combine_windows, run_windows
+from .openset import softmax
 from .pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
 from .trainconfig import TrainConfig, load_dataset
 
@@ -78,26 +80,25 @@ def training_sample(clip: Clip, spec: PackSpec, window: int, aug: AugmentConfig,
     return fit_length(data, window, spec.pad, axis=1)
 
 
-def window_crops(data: np.ndarray, window: int, stride: int, pad: str) -> list[np.ndarray]:
-    """The inference windows of one ``(C, T, V, M)`` array (see :func:`actionpipe.infer.window_starts`)."""
-    from .infer import window_starts
-
-    if not window:
-        return [data]
-    return [fit_length(data[:, s:s + window], window, pad, axis=1)
-            for s in window_starts(data.shape[1], window, stride)]
-
-
 def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
-    """Stratified hold-out: ``fraction`` of each class (at least one clip when it has two)."""
+    """Stratified hold-out of about ``fraction`` of each class's clips (at least one when it has
+    two), drawn as whole groups (:attr:`Clip.group`: clips of one source video stay together)."""
     rng = np.random.default_rng(seed)
     train, val = [], []
     for label in sorted({c.label for c in clips}):
         members = [c for c in clips if c.label == label]
-        order = rng.permutation(len(members))
-        n_val = min(len(members) - 1, max(1 if len(members) > 1 else 0, round(fraction * len(members))))
-        val += [members[i] for i in order[:n_val]]
-        train += [members[i] for i in order[n_val:]]
+        groups: dict[str, list[Clip]] = {}
+        for i, c in enumerate(members):
+            groups.setdefault(c.group or f"clip-{i}", []).append(c)
+        target = min(len(members) - 1, max(1 if len(members) > 1 else 0, round(fraction * len(members))))
+        held = 0
+        for key in [list(groups)[i] for i in rng.permutation(len(groups))]:
+            # whole groups until the target is met, never the class's last group
+            if held < target and held + len(groups[key]) < len(members):
+                val += groups[key]
+                held += len(groups[key])
+            else:
+                train += groups[key]
     return train, val
 
 
@@ -134,27 +135,6 @@ class EMA:
                     e.mul_(d).add_(v.detach(), alpha=1 - d)
                 else:
                     e.copy_(v)
-
-
-def predict_windows(model, arrays: list[np.ndarray], window: int, stride: int, pad: str,
-                    device, batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities per array, averaged over its inference windows: ``(N, num_class)``."""
-    import torch
-
-    crops, owner = [], []
-    for i, a in enumerate(arrays):
-        c = window_crops(a, window, stride, pad)
-        crops += c
-        owner += [i] * len(c)
-    model.eval()
-    probs = []
-    with torch.inference_mode():
-        step = batch_size if window else 1
-        for b in range(0, len(crops), step):
-            x = torch.from_numpy(np.stack(crops[b:b + step])).to(device)
-            probs.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
-    probs_all, owner_arr = np.concatenate(probs), np.array(owner)
-    return np.stack([probs_all[owner_arr == i].mean(0) for i in range(len(arrays))])
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -231,7 +211,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
     train_clips, val_clips = split_validation(clips, cfg.val_fraction, cfg.split_seed)
     label_of = {c: i for i, c in enumerate(classes)}
     spec = cfg.spec
-    val_arrays = [clip_to_model_space(c, spec) for c in val_clips]
+    val_samples = [clip_sample(c, spec) for c in val_clips]
+    aggregate = cfg.card.get("inference", {}).get("aggregate", "mean")
     val_labels = np.array([label_of[c.label] for c in val_clips])
 
     torch.manual_seed(cfg.seed)
@@ -290,7 +271,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
             evaluated = ema.model if ema else model
             val_acc = val_loss = float("nan")
             if val_clips:
-                probs = predict_windows(evaluated, val_arrays, cfg.window_frames, cfg.window_stride, spec.pad, dev)
+                evaluated.eval()
+                probs = np.stack([combine_windows(softmax(w.logits), w.motion, aggregate) for w in run_windows(
+                    evaluated, val_samples, cfg.window_frames, cfg.window_stride, spec.pad, dev, 64)])
                 val_acc = float((probs.argmax(1) == val_labels).mean())
                 val_loss = float(-np.log(np.maximum(probs[np.arange(len(val_labels)), val_labels], 1e-9)).mean())
             entry = {"epoch": epoch + 1, "loss": round(loss_sum / seen, 5), "train_acc": round(correct / seen, 5),

@@ -102,6 +102,18 @@ def test_penn_whole_dataset_and_splits(penn_labels):
     assert all(c.num_frames >= 18 for c in test)
 
 
+def test_penn_groups_are_runs_of_consecutive_clips_of_one_split_and_action(penn_labels):
+    clips = load_penn_action(penn_labels)
+    groups: dict[str, list] = {}
+    for c in clips:
+        groups.setdefault(c.group, []).append(c)
+    assert 300 < len(groups) < len(clips) / 2          # several clips per source video
+    for members in groups.values():
+        assert len({(c.split, c.label) for c in members}) == 1
+        numbers = [int(c.name) for c in members]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
 def test_penn_errors(tmp_path):
     (tmp_path / "labels").mkdir()
     with pytest.raises(ActionpipeError, match="no Penn Action"):

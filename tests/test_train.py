@@ -94,6 +94,23 @@ def test_full_augmentation_is_seeded_and_finite():
     assert np.all(a[a[..., 2] == 0][:, :2] == 0)
 
 
+def test_validation_split_holds_out_whole_groups_per_class():
+    from actionpipe.datasets import Clip
+    from actionpipe.train import split_validation
+
+    kp = np.zeros((1, 4, 17, 3), np.float32)
+    clips = [Clip(f"{label}{i}", label, kp, "coco17", W, H, 30.0, group=f"{label}-video{i // 3}")
+             for label in "ab" for i in range(30)]
+    train, val = split_validation(clips, 0.2, seed=0)
+    assert sorted(c.name for c in train + val) == sorted(c.name for c in clips)
+    assert {c.group for c in train}.isdisjoint(c.group for c in val)
+    for label in "ab":
+        assert sum(c.label == label for c in val) == 6   # 20 % of 30, in whole groups of 3
+    assert split_validation(clips, 0.2, seed=0) == (train, val)
+    ungrouped = [Clip(c.name, c.label, kp, "coco17", W, H, 30.0) for c in clips]
+    assert len(split_validation(ungrouped, 0.1, seed=0)[1]) == 6
+
+
 def test_config_overrides_and_typos(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"optim": {"lr": 0.05}, "augment": {"rotation": 5}}))
