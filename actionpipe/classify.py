@@ -300,12 +300,12 @@ class Classifier:
     def _predict(self, samples, video) -> list[tuple[Prediction, Timeline | None]]:
         """One batched pass over every window of every sample; aggregate and build timelines."""
         sample_fps = float(samples[0].meta["fps"])
+        window = stride = None
         if self.window_s:
             # The Predictor cuts windows in frames; the timeline's seconds depend on this video's rate.
-            self.predictor.window = max(1, round(self.window_s * sample_fps))
-            self.predictor.stride = max(1, round(self.stride_s * sample_fps))
+            window, stride = max(1, round(self.window_s * sample_fps)), max(1, round(self.stride_s * sample_fps))
         out = []
-        for pred in self.predictor.predict(samples, [video] * len(samples)):
+        for pred in self.predictor.predict(samples, [video] * len(samples), window, stride):
             # None keeps the card's own rule, which the Predictor already applied.
             if self.aggregate == "max":
                 pred = replace(pred, probabilities=aggregate(pred.window_probabilities, "max"))

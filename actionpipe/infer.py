@@ -192,14 +192,18 @@ class Predictor:
             raise ActionpipeError(source, f"sample layout {got} ({sample.data.shape[3]} joints) does not "
                                           f"match model {self.card.name} ({want.name}, {want.num_joints} joints)")
 
-    def predict(self, samples: Sequence[Sample], sources: Sequence[Any] | None = None) -> list[Prediction]:
-        """Probabilities (and open-set scores) for each sample; all windows share batches of ``batch_size``."""
+    def predict(self, samples: Sequence[Sample], sources: Sequence[Any] | None = None,
+                window: int | None = None, stride: int | None = None) -> list[Prediction]:
+        """Probabilities (and open-set scores) for each sample; all windows share batches of ``batch_size``.
+
+        ``window`` / ``stride`` (frames) replace the card's windows for this call (e.g. a timeline's).
+        """
         sources = sources or [None] * len(samples)
         for sample, source in zip(samples, sources):
             self._check(sample, source)
         out = []
-        for w in run_windows(self.model, samples, self.window, self.stride, self.card.preprocessing.pad,
-                             self.device, self.batch_size):
+        for w in run_windows(self.model, samples, window or self.window, stride or window or self.stride,
+                             self.card.preprocessing.pad, self.device, self.batch_size):
             plain = softmax(w.logits)
             wp = temper(plain, self.temperature).astype(np.float32)
             # Combine first, temper after: calibration must not change the clip's class.

@@ -128,7 +128,9 @@ def test_timeline_windows_are_the_predictors_batched_windows(timeline_run):
     classifier, result, pose = timeline_run
     tl = result.timeline
     # 36 frames at 15 fps, 12-frame windows every 6 frames: starts 0, 6, 12, 18, 24.
-    assert (classifier.predictor.window, classifier.predictor.stride) == (12, 6)
+    inference = classifier.card.inference   # the timeline's windows are per call: the card's stay
+    assert (classifier.predictor.window, classifier.predictor.stride) == (inference["window_frames"],
+                                                                          inference["window_stride"])
     assert np.allclose(tl.starts, np.array([0, 6, 12, 18, 24]) / 15)
     assert np.allclose(tl.ends - tl.starts, 0.8)
     assert np.allclose(result.prediction.probabilities, tl.probabilities.mean(0))
@@ -172,7 +174,7 @@ def test_per_person_gives_each_person_its_own_track_span_box_and_label(timeline_
         own = pack_track(pose, classifier.card.preprocessing, person.track_id)
         assert own.track_ids[0] == person.track_id and (own.track_ids[1:] == -1).all()
         assert own.times[0] == pytest.approx(person.start_s)
-        expected = classifier.predictor.predict([own])[0]
+        expected = classifier.predictor.predict([own], window=12, stride=6)[0]   # the timeline's 0.8 s / 0.4 s
         assert np.allclose(person.prediction.probabilities, expected.probabilities, atol=1e-6)
         assert person.timeline.starts[0] == pytest.approx(person.start_s)
     assert not np.allclose(left.prediction.probabilities, right.prediction.probabilities, atol=1e-7)
