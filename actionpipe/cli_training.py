@@ -1,0 +1,140 @@
+"""``actionpipe train``, ``eval`` and ``calibrate``: the click layer over :mod:`actionpipe.train`,
+:mod:`actionpipe.evaluate` and :mod:`actionpipe.calibrate` (registered on the main group in :mod:`actionpipe.cli`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import console
+from .cli_options import card_from_option, device_option, model_option
+
+
+# --- train / eval --------------------------------------------------------------------------------
+
+@click.command("train")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Training config (JSON or YAML). Default: the ST-GCN paper's recipe; see actionpipe.trainconfig.")
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run directory: card.json + weights.pt (the model), checkpoint.pt, log.jsonl, config.json.")
+@click.option("--dataset", help="penn:DIR, kinetics:DIR or poses:LABELS.csv (overrides the config).")
+@click.option("--labels", help="Kinetics label JSON (default: DIR_label.json beside DIR).")
+@click.option("--epochs", type=click.IntRange(1), help="Override optim.epochs.")
+@click.option("--batch-size", type=click.IntRange(1), help="Override optim.batch_size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override optim.lr.")
+@click.option("--seed", type=int, help="Override seed (same seed, same run).")
+@click.option("--name", help="Model name written to the card.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, JSON value: --set augment.rotation=15 --set optim.ema=0.99")
+@click.option("--resume", is_flag=True, help="Continue the run in -o from its last checkpoint.")
+@click.option("--stop-after", type=click.IntRange(1), help="Stop after this many epochs (continue later with --resume).")
+@device_option
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's).")
+def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, seed, name, sets, resume, stop_after,
+              device, threads):
+    """Train an ST-GCN on labelled skeleton clips; writes a model directory usable as --model."""
+    from .train import train
+    from .trainconfig import load_config, parse_override
+
+    if resume and config_path is None and (Path(run_dir) / "config.json").is_file():
+        config_path = str(Path(run_dir) / "config.json")  # the run's own config, as it was saved
+    overrides = dict(parse_override(s) for s in sets)
+    for key, value in (("dataset", dataset), ("labels", labels), ("optim.epochs", epochs),
+                       ("optim.batch_size", batch_size), ("optim.lr", lr), ("seed", seed), ("name", name)):
+        if value is not None:
+            overrides[key] = value
+    cfg = load_config(config_path, overrides)
+    if not cfg.dataset:
+        from .errors import UsageError
+        raise UsageError(None, "no dataset: pass --dataset (e.g. penn:../shared/datasets/penn_action) or set it in --config")
+    out = train(cfg, run_dir, resume=resume, device=device, threads=threads, stop_after=stop_after)
+    console.info(f"{out}: model written (card.json, weights.pt)")
+
+
+@click.command("eval")
+@model_option
+@click.option("--dataset", required=True,
+              help="penn:DIR, kinetics:DIR, poses:LABELS.csv (skeletons) or videos:LABELS.csv / a video folder "
+                   "with --labels (end to end: pose, pack, model).")
+@click.option("--split", type=click.Choice(["train", "test"]), help="Dataset split (Penn: test is the benchmark).")
+@click.option("--labels", help="Kinetics label JSON, or the labels CSV (file,label) of a video folder.")
+@click.option("--json", "as_json", is_flag=True, help="Metrics as JSON on stdout (tables go to stderr).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG.")
+@click.option("--record", is_flag=True, help="Add the result (with this command line) to the model's card.json.")
+@click.option("--pose-cache", type=click.Path(file_okay=False),
+              help="Videos: keep each video's pose.json here and reuse it on the next run.")
+@click.option("--imgsz", type=click.IntRange(32), help="Videos: pose model input size (default: the card's).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Videos: pose frame rate (default: the card's).")
+@device_option
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
+def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, imgsz, fps, device, batch):
+    """Accuracy of a model on a labelled dataset: top-1/top-5, per class, confusion matrix."""
+    import json
+    import shlex
+
+    from rich.console import Console
+
+    from .evaluate import evaluate_dataset, evaluate_videos, plot_confusion, record_metrics, render_metrics
+
+    card = card_from_option(model)
+    kind, _, rest = dataset.partition(":")
+    if kind == "videos" or (Path(dataset).is_dir() and labels and labels.endswith(".csv")):
+        csv_path, video_root = (rest, None) if kind == "videos" else (labels, dataset)
+        if pose_cache:
+            Path(pose_cache).mkdir(parents=True, exist_ok=True)
+        result = evaluate_videos(card, csv_path, device, pose_cache, video_root,
+                                 imgsz=imgsz, fps=fps, batch=batch)
+    else:
+        result = evaluate_dataset(card, dataset, split, labels, device, batch)
+    metrics = result.metrics()
+    render_metrics(metrics, console.stderr if as_json else Console())
+    if plot:
+        plot_confusion(metrics, plot, f"{card.name} on {dataset}{' ' + split if split else ''}: "
+                                      f"top-1 {100 * metrics['top1']:.1f}%")
+    if record:
+        record_metrics(card, {"dataset": dataset, "split": split, "clips": metrics["clips"], "top1": metrics["top1"],
+                              "top5": metrics["top5"],
+                              "per_class": {c: v["accuracy"] for c, v in metrics["per_class"].items()},
+                              "command": shlex.join(["actionpipe", "eval", "--model", str(model or card.name),
+                                                     "--dataset", dataset] + (["--split", split] if split else [])
+                                                    + (["--labels", labels] if labels else []))})
+    if as_json:
+        click.echo(json.dumps({"model": card.name, "dataset": dataset, "split": split, **metrics}, indent=2))
+
+
+# --- calibrate -----------------------------------------------------------------------------------
+
+@click.command("calibrate")
+@click.option("--model", required=True, help="Model directory (or card name) whose card.json is updated.")
+@click.option("--dataset", help="Its training data: penn:DIR, kinetics:DIR or poses:LABELS.csv. "
+              "Default: the dataset named in the card's training config.")
+@click.option("--method", default="mahalanobis", show_default=True, type=click.Choice(["mahalanobis", "energy", "msp"]),
+              help="Open-set score (see actionpipe.openset).")
+@click.option("--views", default=3, show_default=True, type=click.IntRange(0),
+              help="Augmented copies of each validation clip added to the fit (training augmentation).")
+@click.option("--accept", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of validation clips the open-set threshold accepts.")
+@device_option
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written sections (and test-split measurements) as JSON.")
+def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json):
+    """Fit temperature scaling and the open-set rule on the validation split; write them into the card.
+
+    Uses the validation clips the trainer held out (the card's val_fraction and split_seed); the
+    test split, when the dataset has one, is only measured. Running it again gives the same card.
+    """
+    import json
+
+    from .calibrate import calibrate
+    from .cards import find_card
+
+    card = find_card(model)
+    out = calibrate(card, dataset, method=method, accept=accept, views=views, device=device, batch_size=batch)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+    cal, rule, held = out["calibration"], out["open_set"], out["calibration"].get("held_out")
+    console.info(f"{card.card_path}: temperature {cal['temperature']:.3f} (validation ECE {cal['ece_before']:.3f} "
+                 f"-> {cal['ece_after']:.3f}); open set {rule['method']}, threshold {rule['threshold']:.3f}")
+    if held:
+        console.info(f"test split ({held['clips']} clips): ECE {held['ece_before']:.3f} -> {held['ece_after']:.3f}, "
+                     f"{held['rejection_rate']:.1%} rejected as unknown")

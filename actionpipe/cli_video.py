@@ -1,0 +1,202 @@
+"""``actionpipe classify`` and ``render``: the click layer over :mod:`actionpipe.classify` and
+:mod:`actionpipe.render` (registered on the main group in :mod:`actionpipe.cli`)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import console
+from .cli_options import card_from_option, device_option, model_option
+
+_seconds = click.FloatRange(min=0, min_open=True)
+_analysis_options = [
+    click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's)."),
+    click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold."),
+    click.option("--fps", type=_seconds, help="Pose frame rate (default: the model card's)."),
+    click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Windows per ST-GCN forward pass."),
+    click.option("--window", "window_s", type=_seconds, metavar="SEC",
+                 help="Classify sliding windows of SEC seconds: per-window classes merged into a timeline of segments."),
+    click.option("--stride", "stride_s", type=_seconds, metavar="SEC", help="Step between windows. Default: half the window."),
+    click.option("--aggregate", type=click.Choice(["mean", "motion", "max"]),
+                 help="Whole-video scores from the windows: their mean, their mean weighted by how much the "
+                      "people move (idle stretches count less), or each class's maximum (finds a short action "
+                      "in a long video; does not sum to 1). Default: the model card's (the shipped model: motion)."),
+    click.option("--min-track-s", default=1.0, show_default=True, type=click.FloatRange(min=0), metavar="SEC",
+                 help="Per person: skip tracks seen for less than SEC seconds."),
+]
+
+
+def _with_options(options):
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return decorate
+
+
+def _check_window(window_s, stride_s) -> None:
+    if stride_s and not window_s:
+        from .errors import UsageError
+        raise UsageError(None, "--stride needs --window")
+
+
+_NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible for too short a time",
+             "low_confidence": "the pose is too uncertain (most keypoints below confidence)"}
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@model_option
+@device_option
+@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes shown per video.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document with every video's result on stdout.")
+@click.option("--jsonl", "jsonl_path", metavar="FILE",
+              help="Append one JSON line per video to FILE as each finishes ('-': stdout). A killed run leaves whole lines.")
+@click.option("--skip-existing", is_flag=True, help="With --jsonl FILE: skip videos FILE already has a result for (resume).")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Write pose.json, sample.npz and scores.json per video here.")
+@click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track (id, time span, box).")
+@_with_options(_analysis_options)
+@click.option("--no-prefetch", is_flag=True, help="Do not decode ahead in a background thread.")
+@click.option("--no-reject", is_flag=True,
+              help="Always name a class: never answer `unknown`, even when the model's open-set score says "
+                   "the clip is unlike anything it was trained on (the score is still reported).")
+def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_dir, per_person, imgsz, conf,
+             fps, batch, window_s, stride_s, aggregate, min_track_s, no_prefetch, no_reject):
+    """Classify videos (files or folders of videos): all stages in one process.
+
+    Each result has a status: ok (a class), unknown (rejected by the model's open-set rule: label
+    null, the closest class shown), no_person, too_short or low_confidence (no class), or error.
+    Exit code 0 when every video got one of the first five, 1 when any failed (each failure is
+    reported on stderr and in the JSON output, and the other videos still run).
+    """
+    import json
+    import os
+
+    from rich.console import Console
+
+    from .classify import ANSWERS, Classifier
+    from .jsonl import JsonlWriter, done_videos
+    from .errors import UsageError
+    from .report import render_table
+    from .video import expand_videos
+
+    if as_json and jsonl_path == "-":
+        raise UsageError(None, "--json and --jsonl - both write to stdout: pick one")
+    if skip_existing and jsonl_path in (None, "-"):
+        raise UsageError(None, "--skip-existing needs --jsonl FILE (the results to resume)")
+    _check_window(window_s, stride_s)
+    videos = expand_videos(inputs)
+    if not videos:
+        raise UsageError(None, f"no video files found in: {', '.join(inputs)}")
+    card = card_from_option(model)  # a bad --model fails before the JSONL file is touched
+    writer = JsonlWriter(jsonl_path) if jsonl_path not in (None, "-") else None
+    if writer and writer.repaired:
+        console.warn(f"{jsonl_path}: removed a partial last line ({writer.repaired} bytes) of an interrupted run")
+    if skip_existing:
+        done = done_videos(jsonl_path, ANSWERS)
+        todo = [v for v in videos if os.path.realpath(v) not in done]
+        console.info(f"{jsonl_path}: {len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
+        videos = todo
+    results, out = [], Console()
+    try:
+        if videos:
+            classifier = Classifier(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
+                                    window_s=window_s, stride_s=stride_s, aggregate=aggregate,
+                                    per_person=per_person, min_track_s=min_track_s, prefetch=not no_prefetch,
+                                    reject=not no_reject)
+            for result in classifier.classify_many(videos, keep_dir):
+                results.append(result)
+                d = result.to_dict(k)
+                if result.status == "error":
+                    console.stderr.print(f"actionpipe: error: {result.error}", markup=False, soft_wrap=True)
+                elif result.status in _NO_CLASS:
+                    console.warn(f"{result.video}: {_NO_CLASS[result.status]}; no action reported")
+                elif result.status == "unknown":
+                    closest = d["closest"]
+                    console.warn(f"{result.video}: unknown action (open-set score {d['open_set']['score']:.2f} "
+                                 f"below {d['open_set']['threshold']:.2f}); closest class {closest['class']} "
+                                 f"{closest['probability']:.2f}")
+                if len(videos) > 1 and result.ok:
+                    console.info(f"[{len(results)}/{len(videos)}] {result.video}: "
+                                 f"{d.get('label') or result.status} ({d['seconds']:.1f} s)")
+                if writer:
+                    writer.write(d)
+                elif jsonl_path == "-":
+                    click.echo(json.dumps(d))
+                elif not as_json and result.prediction is not None:
+                    verdict = (f"{d['label']} {d['probability']:.2f}" if d.get("label") else
+                               f"unknown action (closest: {d['closest']['class']} {d['closest']['probability']:.2f})")
+                    click.echo(f"{d['video']}: {verdict}")
+                    render_table([{"source": "", "top": d["top"]}], out)
+                    for line in result.summary_lines():
+                        click.echo(line)
+                elif not as_json and result.status in _NO_CLASS:
+                    click.echo(f"{d['video']}: {_NO_CLASS[result.status]}")
+    finally:
+        if writer:
+            writer.close()
+    if as_json:
+        click.echo(json.dumps({"model": card.name, "results": [r.to_dict(k) for r in results]}, indent=2))
+    failed = sum(not r.ok for r in results)
+    console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {card.name}")
+    if failed:
+        sys.exit(1)
+
+
+@click.command("render")
+@click.argument("video", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Video to write (.mp4).")
+@click.option("--pose", "pose_path", type=click.Path(dir_okay=False),
+              help="Pose file of VIDEO (from `pose` or `classify --keep`). Default: computed.")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False),
+              help="`classify --json`/`--jsonl` output holding VIDEO's result. Default: computed with --model, "
+                   "with --window (default: the model's window) and per person.")
+@model_option
+@device_option
+@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes in the bar chart.")
+@click.option("--save-scores", type=click.Path(dir_okay=False), help="Also write the computed result (JSON) here.")
+@click.option("--save-pose", type=click.Path(dir_okay=False), help="Also write the computed pose file here.")
+@_with_options(_analysis_options)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def render_cmd(video, output, pose_path, scores_path, model, device, k, save_scores, save_pose, imgsz, conf,
+               fps, batch, window_s, stride_s, aggregate, min_track_s, as_json):
+    """Draw skeletons, boxes, current labels, class bars and a segment timeline onto VIDEO."""
+    import json
+
+    from .errors import about
+    from .fileio import write_json
+    from .posefile import PoseFile
+    from .render import load_result, render_video
+
+    from .video import probe
+
+    _check_window(window_s, stride_s)
+    probe(video)  # a missing or broken video fails before any model runs
+    pose = PoseFile.load(pose_path) if pose_path else None
+    result = load_result(scores_path, video) if scores_path else None
+    if pose is None or result is None:
+        from .classify import Classifier
+
+        classifier = Classifier(card_from_option(model), device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
+                                window_s=window_s, stride_s=stride_s, aggregate=aggregate,
+                                per_person=True, min_track_s=min_track_s, load_pose=pose is None)
+        if not window_s:
+            classifier.use_model_windows()
+        with about(video):
+            if pose is None:
+                pose = classifier.pose.estimate_path(video, fps=classifier.fps)
+            if result is None:
+                result = classifier.classify_pose(pose, video).to_dict(k)
+    summary = render_video(video, output, pose, result)
+    # Side outputs only once the video is written: a failed render leaves nothing behind.
+    if save_pose:
+        pose.save(save_pose)
+    if save_scores:
+        write_json(save_scores, result, indent=1)
+    if as_json:
+        click.echo(json.dumps(summary))
+    codec = ("H.264 (avc1)" if summary["codec"] == "avc1" else
+             "MPEG-4 Part 2 (mp4v): this OpenCV build has no H.264 encoder")
+    console.info(f"{output}: {summary['frames']} frames, {summary['width']}x{summary['height']} "
+                 f"at {summary['fps']:g} fps, {codec}")
