@@ -171,7 +171,7 @@ def extract_frames(video: str | Path, out_dir: str | Path, *, fps: float | None 
     with _atomic_dir(out_dir) as tmp, console.progress() as bar:
         task = bar.add_task(f"extract {Path(video).name}",
                             total=expected_frame_count(info, fps, start, end) or None)
-        for frame in read_frames(video, fps=fps, max_side=max_side, start=start, end=end):
+        for frame in read_frames(video, fps=fps, max_side=max_side, start=start, end=end, info=info):
             name = f"{frame.index + 1:06d}.{image_format}"
             if not cv2.imwrite(str(tmp / name), frame.image, params):
                 raise ActionpipeError(out_dir, f"cannot write {name} (disk full?)")

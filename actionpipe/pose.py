@@ -182,6 +182,6 @@ class PoseEstimator:
         info = probe(path)
         # The model sees at most imgsz pixels a side. Shrinking here with area averaging (~4 ms a
         # full-HD frame) avoids the aliasing of ultralytics' bilinear shrink of fine detail.
-        frames = read_frames(path, fps=fps, max_side=self.imgsz, start=start, end=end)
+        frames = read_frames(path, fps=fps, max_side=self.imgsz, start=start, end=end, info=info)
         return self.estimate(frames, width=info.width, height=info.height, fps=output_fps(info, fps),
                              source=info.to_dict(), total=expected_frame_count(info, fps, start, end))

@@ -52,7 +52,7 @@ def decode_serial(videos: list[Path], fps: float | None, max_side: int):
         except ActionpipeError as exc:
             yield video, exc, None
             continue
-        yield video, info, read_frames(video, fps=fps, max_side=max_side)
+        yield video, info, read_frames(video, fps=fps, max_side=max_side, info=info)
 
 
 def decode_ahead(videos: list[Path], fps: float | None, max_side: int, depth: int = PREFETCH_FRAMES):
@@ -82,7 +82,7 @@ def decode_ahead(videos: list[Path], fps: float | None, max_side: int, depth: in
             if not put(info):
                 return
             try:
-                for frame in read_frames(video, fps=fps, max_side=max_side):
+                for frame in read_frames(video, fps=fps, max_side=max_side, info=info):
                     if not put(frame):
                         return
             except Exception as exc:  # handed to the consumer, which raises it as its own

@@ -235,7 +235,7 @@ def render_video(video: str | Path, output: str | Path, pose: PoseFile, result: 
             j = 0
             with console.progress() as bar:
                 task = bar.add_task(f"render {Path(output).name}", total=expected_frame_count(info) or None)
-                for frame in read_frames(video):
+                for frame in read_frames(video, info=info):
                     while j + 1 < pose.num_frames and pose.frames[j + 1].time_s <= frame.time_s:
                         j += 1
                     nearest = _nearest(pose, j, frame.time_s)

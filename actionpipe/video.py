@@ -87,14 +87,15 @@ def expected_frame_count(info: VideoInfo, fps: float | None = None, start: float
 
 
 def read_frames(path: str | Path, fps: float | None = None, max_side: int | None = None,
-                start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
+                start: float = 0.0, end: float | None = None, info: VideoInfo | None = None) -> Iterator[Frame]:
     """Yield frames of a video, resampled to ``fps`` by timestamp and shrunk to ``max_side``.
 
     Output frame k is the source frame nearest to ``start + k / fps``. A rate above the source's
     keeps every source frame (frames are never duplicated). Raises ActionpipeError when the video
-    yields no frame at all in the requested range.
+    yields no frame at all in the requested range. ``info``: the video's :func:`probe`, when the
+    caller already has it (saves opening the file twice).
     """
-    info = probe(path)
+    info = info or probe(path)
     if fps is not None and fps <= 0:
         raise ActionpipeError(path, f"--fps must be positive, got {fps}")
     if end is not None and end <= start:
