@@ -14,7 +14,7 @@ mapping clip id to ``{label, label_index, has_skeleton}``): coordinates are stor
 frame size, so they are scaled back with ``width``/``height`` (340×256, the size of ST-GCN's
 videos). The format has no track ids: people are numbered by their slot in each frame's list.
 
-User data: a CSV ``file,label[,split]`` naming pose files (or Kinetics-skeleton JSON) relative to
+User data: a CSV ``file,label[,split][,group]`` naming pose files (or Kinetics-skeleton JSON) relative to
 the CSV; the top ``max_people`` tracks of each are kept (:func:`actionpipe.pack.select_people`).
 """
 from __future__ import annotations
@@ -232,8 +232,9 @@ def load_kinetics_skeleton(data_dir: str | Path, label_file: str | Path | None =
 
 def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = "confidence",
                        split: str | None = None) -> list[Clip]:
-    """A user's clips: a CSV with columns ``file,label`` and optionally ``split`` (train/test/empty);
-    ``file`` is a pose file (or Kinetics-skeleton JSON) relative to the CSV's directory.
+    """A user's clips: a CSV with columns ``file,label`` and optionally ``split`` (train/test/empty)
+    and ``group`` (clips cut from one source video share a group, and a validation split keeps them
+    together); ``file`` is a pose file (or Kinetics-skeleton JSON) relative to the CSV's directory.
 
     ``split`` keeps only the rows of that split. Clip names are the files' paths as written.
     """
@@ -246,7 +247,7 @@ def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = 
     with open(labels_csv, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"file", "label"} <= {c.strip() for c in reader.fieldnames}:
-            raise ActionpipeError(labels_csv, f"needs a header with columns file,label[,split] "
+            raise ActionpipeError(labels_csv, f"needs a header with columns file,label[,split][,group] "
                                               f"(got {reader.fieldnames})")
         rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
     clips = []
@@ -263,6 +264,7 @@ def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = 
         if not path.exists():
             raise ActionpipeError(where, f"{path} not found")
         pose, _ = read_any(path)
-        clips.append(clip_from_pose(pose, row["file"], row["label"], max_people, rank, row_split,
-                                    path=str(path)))
+        clip = clip_from_pose(pose, row["file"], row["label"], max_people, rank, row_split, path=str(path))
+        clip.group = row.get("group") or None
+        clips.append(clip)
     return clips

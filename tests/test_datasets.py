@@ -171,10 +171,10 @@ def test_labeled_pose_files(tmp_path):
     (tmp_path / "poses").mkdir()
     make_pose().save(tmp_path / "poses" / "a.json")
     write_kinetics_json(make_pose(), tmp_path / "poses" / "b.json")
-    (tmp_path / "labels.csv").write_text("file,label,split\nposes/a.json,wave,train\nposes/b.json,clap,test\n")
+    (tmp_path / "labels.csv").write_text("file,label,split,group\nposes/a.json,wave,train,day1\nposes/b.json,clap,test,\n")
     clips = load_labeled_poses(tmp_path / "labels.csv", max_people=1)
-    assert [(c.name, c.label, c.split, c.layout) for c in clips] == [
-        ("poses/a.json", "wave", "train", "coco17"), ("poses/b.json", "clap", "test", "openpose18")]
+    assert [(c.name, c.label, c.split, c.layout, c.group) for c in clips] == [
+        ("poses/a.json", "wave", "train", "coco17", "day1"), ("poses/b.json", "clap", "test", "openpose18", None)]
     a = clips[0]
     assert isinstance(a, Clip) and a.keypoints.shape == (1, 6, 17, 3) and (a.width, a.fps) == (1768, 25.0)
     # Track 1 is in 5 frames, track 2 in 4: ranked by summed confidence, track 1 is kept.
