@@ -39,7 +39,8 @@ def main(quiet: bool) -> None:
     console.set_quiet(quiet)
 
 
-# Stage commands are registered below, one block per stage module, in pipeline order.
+# Stage commands are registered below, one block per stage module, in pipeline order; classify and
+# render (cli_video) and train / eval / calibrate (cli_training) are added at the end.
 
 
 # --- extract / pose ------------------------------------------------------------------------------

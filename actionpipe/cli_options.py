@@ -1,4 +1,5 @@
-"""Click options and helpers shared by the command modules (:mod:`actionpipe.cli`, :mod:`actionpipe.cli_training`)."""
+"""Click options and helpers shared by the command modules (:mod:`actionpipe.cli`,
+:mod:`actionpipe.cli_video`, :mod:`actionpipe.cli_training`)."""
 from __future__ import annotations
 
 import click

@@ -196,14 +196,17 @@ class Predictor:
                 window: int | None = None, stride: int | None = None) -> list[Prediction]:
         """Probabilities (and open-set scores) for each sample; all windows share batches of ``batch_size``.
 
-        ``window`` / ``stride`` (frames) replace the card's windows for this call (e.g. a timeline's).
+        ``window`` / ``stride`` (frames) replace the card's windows for this call (e.g. a timeline's);
+        ``window=0`` runs each sample whole, and a window without a stride steps by the window.
         """
         sources = sources or [None] * len(samples)
         for sample, source in zip(samples, sources):
             self._check(sample, source)
         out = []
-        for w in run_windows(self.model, samples, window or self.window, stride or window or self.stride,
-                             self.card.preprocessing.pad, self.device, self.batch_size):
+        if window is None:
+            window, stride = self.window, stride or self.stride
+        for w in run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
+                             self.device, self.batch_size):
             plain = softmax(w.logits)
             wp = temper(plain, self.temperature).astype(np.float32)
             # Combine first, temper after: calibration must not change the clip's class.

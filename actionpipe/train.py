@@ -81,24 +81,29 @@ def training_sample(clip: Clip, spec: PackSpec, window: int, aug: AugmentConfig,
 
 
 def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
-    """Stratified hold-out of about ``fraction`` of each class's clips (at least one when it has
-    two), drawn as whole groups (:attr:`Clip.group`: clips of one source video stay together)."""
+    """Stratified hold-out of about ``fraction`` of each class's clips, drawn as whole groups
+    (:attr:`Clip.group`: clips of one source video stay on one side, whatever their labels), so a
+    class may give a few clips more than its share. A class keeps at least one group for training;
+    one that cannot give any clip (a single group) is said on stderr."""
     rng = np.random.default_rng(seed)
+    held_out: dict[Any, bool] = {}   # group -> in validation; decided once, for every label in it
     train, val = [], []
     for label in sorted({c.label for c in clips}):
-        members = [c for c in clips if c.label == label]
-        groups: dict[str, list[Clip]] = {}
-        for i, c in enumerate(members):
-            groups.setdefault(c.group or f"clip-{i}", []).append(c)
-        target = min(len(members) - 1, max(1 if len(members) > 1 else 0, round(fraction * len(members))))
-        held = 0
-        for key in [list(groups)[i] for i in rng.permutation(len(groups))]:
-            # whole groups until the target is met, never the class's last group
-            if held < target and held + len(groups[key]) < len(members):
-                val += groups[key]
-                held += len(groups[key])
-            else:
-                train += groups[key]
+        groups: dict[Any, list[Clip]] = {}
+        for i, c in enumerate(clips):
+            if c.label == label:
+                groups.setdefault(c.group if c.group is not None else (None, i), []).append(c)
+        size = sum(len(g) for g in groups.values())
+        target = min(size - 1, max(1 if size > 1 else 0, round(fraction * size)))
+        held = sum(len(g) for key, g in groups.items() if held_out.get(key))
+        keys = list(groups)
+        for key in (keys[j] for j in rng.permutation(len(keys))):
+            if key not in held_out:   # whole groups until the target is met, never the class's last
+                held_out[key] = held < target and held + len(groups[key]) < size
+                held += len(groups[key]) if held_out[key] else 0
+            (val if held_out[key] else train).extend(groups[key])
+        if target and not held:
+            console.warn(f"class {label!r}: all {size} clips are one group, none held out for validation")
     return train, val
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from .augment import AugmentConfig
 from .errors import ActionpipeError, UsageError
+from .infer import WINDOW_AGGREGATES
 from .pack import PackSpec
 
 DATASET_KINDS = ("penn", "kinetics", "poses")
@@ -95,8 +96,12 @@ class TrainConfig:
             raise ActionpipeError(where, f"bad config: {exc}") from None
         if cfg.optim.schedule not in ("step", "cosine"):
             raise ActionpipeError(where, f"optim.schedule {cfg.optim.schedule!r}: expected step or cosine")
-        if cfg.window_frames < 1 or cfg.optim.epochs < 1 or cfg.optim.batch_size < 1:
-            raise ActionpipeError(where, "window_frames, optim.epochs and optim.batch_size must be >= 1")
+        if min(cfg.window_frames, cfg.window_stride, cfg.optim.epochs, cfg.optim.batch_size) < 1:
+            raise ActionpipeError(where, "window_frames, window_stride, optim.epochs and optim.batch_size must be >= 1")
+        aggregate = cfg.card.get("inference", {}).get("aggregate", "mean")
+        if aggregate not in WINDOW_AGGREGATES:
+            raise ActionpipeError(where, f"card.inference.aggregate {aggregate!r}: expected one of "
+                                         f"{', '.join(WINDOW_AGGREGATES)}")
         if not 0 <= cfg.val_fraction < 1:
             raise ActionpipeError(where, f"val_fraction must be in [0, 1) (got {cfg.val_fraction})")
         return cfg

@@ -109,6 +109,23 @@ def test_validation_split_holds_out_whole_groups_per_class():
     assert split_validation(clips, 0.2, seed=0) == (train, val)
     ungrouped = [Clip(c.name, c.label, kp, "coco17", W, H, 30.0) for c in clips]
     assert len(split_validation(ungrouped, 0.1, seed=0)[1]) == 6
+    # One video cut into clips of both actions: its clips stay on one side whatever their labels.
+    mixed = [Clip(f"{v}{label}", label, kp, "coco17", W, H, 30.0, group=f"video{v}") for v in range(8) for label in "ab"]
+    for seed in range(10):
+        train, val = split_validation(mixed, 0.5, seed)
+        assert {c.group for c in train}.isdisjoint(c.group for c in val) and val and train
+
+
+def test_validation_split_says_when_a_class_cannot_give_any_clip(capsys):
+    from actionpipe.datasets import Clip
+    from actionpipe.train import split_validation
+
+    kp = np.zeros((1, 4, 17, 3), np.float32)
+    clips = [Clip(f"a{i}", "a", kp, "coco17", W, H, 30.0, group="one video") for i in range(5)]
+    clips += [Clip(f"b{i}", "b", kp, "coco17", W, H, 30.0, group=f"b{i}") for i in range(5)]
+    train, val = split_validation(clips, 0.2, seed=0)
+    assert [c.label for c in val] == ["b"] and len(train) == 9
+    assert "class 'a': all 5 clips are one group" in capsys.readouterr().err
 
 
 def test_config_overrides_and_typos(tmp_path):
@@ -119,6 +136,11 @@ def test_config_overrides_and_typos(tmp_path):
     assert cfg.optim.momentum == 0.9 and cfg.optim.nesterov and cfg.architecture["dropout"] == 0.5
     path.write_text(json.dumps({"optim": {"learning_rate": 0.05}}))
     with pytest.raises(ActionpipeError, match="learning_rate"):
+        load_config(path)
+    with pytest.raises(ActionpipeError, match="window_stride"):
+        load_config(None, {"window_stride": 0})
+    path.write_text(json.dumps({"card": {"inference": {"aggregate": "maximum"}}}))
+    with pytest.raises(ActionpipeError, match="card.inference.aggregate 'maximum'"):
         load_config(path)
 
 
