@@ -32,10 +32,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_stgcn.py
 
 # Reproduces models/penn-action-stgcn/ from scratch (needs ../shared/datasets/penn_action): trains on
-# the Penn Action train split with the committed config (25 epochs at 17-40 s each on one CPU thread:
-# 7 min on a quiet 2-core machine, 16 min on a busy one; same weights as shipped; resumes if interrupted),
-# then measures the test split into the card (about 1 min) and fits the calibration temperature and
-# the open-set statistics into it (actionpipe calibrate, about 2 min).
+# the Penn Action train split with the committed config (80 epochs at 16-20 s each on one CPU thread:
+# about 22 min; same weights as shipped; resumes if interrupted), then measures the test split into
+# the card (about 1 min) and fits the calibration temperature and the open-set statistics into it
+# (actionpipe calibrate, about 2 min).
 MODEL_DIR := models/penn-action-stgcn
 MODEL_RUN := build/penn-action-stgcn
 model: install
