@@ -42,7 +42,7 @@ import numpy as np
 from .cards import ModelCard
 from .errors import ActionpipeError
 from .fileio import write_json
-from .infer import WINDOW_AGGREGATES, Prediction, Predictor, combine_windows, prediction_item, scores_document
+from .infer import WINDOW_AGGREGATES, Prediction, Predictor, prediction_item, scores_document
 from .pack import pack_people, pack_track
 from .report import ranked, top_k
 from .timeline import Timeline, aggregate
@@ -310,8 +310,8 @@ class Classifier:
             if self.aggregate == "max":
                 pred = replace(pred, probabilities=aggregate(pred.window_probabilities, "max"))
             elif self.aggregate is not None:
-                pred = replace(pred, probabilities=combine_windows(pred.window_probabilities, pred.window_motion,
-                                                                   self.aggregate))
+                pred = replace(pred, probabilities=self.predictor.combine(pred.window_logits, pred.window_motion,
+                                                                          self.aggregate))
             timeline = None
             if self.window_s:
                 settings = {"window_s": self.window_s, "stride_s": self.stride_s,

@@ -207,12 +207,18 @@ class Predictor:
             window, stride = self.window, stride or self.stride
         for w in run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
                              self.device, self.batch_size):
-            plain = softmax(w.logits)
-            wp = temper(plain, self.temperature).astype(np.float32)
-            # Combine first, temper after: calibration must not change the clip's class.
-            probs = temper(combine_windows(plain, w.motion, self.aggregate), self.temperature).astype(np.float32)
-            out.append(Prediction(probs, wp, w.times, w.logits, w.features.mean(0), window_motion=w.motion))
+            wp = temper(softmax(w.logits), self.temperature).astype(np.float32)
+            out.append(Prediction(self.combine(w.logits, w.motion), wp, w.times, w.logits, w.features.mean(0),
+                                  window_motion=w.motion))
         return self.judge(out)
+
+    def combine(self, window_logits: np.ndarray, window_motion: np.ndarray, method: str | None = None) -> np.ndarray:
+        """A sample's probabilities from its windows: their softmax combined by ``method`` (default:
+        the card's aggregate), then tempered — combine first, temper after, so calibration never
+        changes the sample's class."""
+        plain = softmax(window_logits)
+        return temper(combine_windows(plain, window_motion, method or self.aggregate),
+                      self.temperature).astype(np.float32)
 
     def judge(self, predictions: list[Prediction]) -> list[Prediction]:
         """The card's open-set score of each prediction, and whether it is rejected."""

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from actionpipe.cards import ModelCard
 from actionpipe.classify import ANSWERS, Classifier
 from actionpipe.jsonl import JsonlWriter, done_videos, repair_jsonl
 from actionpipe.pack import pack_track
@@ -158,6 +159,23 @@ def test_video_scores_follow_the_cards_window_aggregate_unless_overridden(timeli
     assert np.allclose(p.probabilities, weights @ p.window_probabilities, atol=1e-6)
     mean = Classifier(motion_card, device="cpu", fps=15, aggregate="mean", load_pose=False).classify_pose(pose, "v.mp4")
     assert np.allclose(mean.prediction.probabilities, p.window_probabilities.mean(0), atol=1e-6)
+
+
+def test_naming_the_cards_own_aggregate_changes_nothing_on_a_calibrated_card(timeline_run, tmp_path):
+    from test_infer import write_card
+
+    _, _, pose = timeline_run
+    card = write_card(tmp_path / "calibrated", aggregate="motion")
+    card.card_path.write_text(json.dumps(dict(card.raw, calibration={"temperature": 0.02})))
+    card = ModelCard.load(card.directory)
+    by_card = Classifier(card, device="cpu", fps=15, load_pose=False).classify_pose(pose, "v.mp4").prediction
+    named = Classifier(card, device="cpu", fps=15, aggregate="motion", load_pose=False).classify_pose(pose, "v.mp4")
+    assert np.allclose(named.prediction.probabilities, by_card.probabilities, atol=1e-6)
+    # Combined before tempering: the motion-weighted mean of the untempered windows, then tempered.
+    from actionpipe.openset import softmax, temper
+
+    weights = by_card.window_motion / by_card.window_motion.sum()
+    assert np.allclose(by_card.probabilities, temper(weights @ softmax(by_card.window_logits), 0.02), atol=1e-6)
 
 
 def test_per_person_gives_each_person_its_own_track_span_box_and_label(timeline_run):
