@@ -126,12 +126,7 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
     val_scores = score_clips(method, val_features, val_logits, temperature, means, precision)
     threshold = float(np.quantile(val_scores, 1 - accept))
 
-    before, after = val_probs, temper(val_probs, temperature)
-    calibration = {"temperature": round(temperature, 4),
-                   "ece_before": round(expected_calibration_error(before, val_y), 4),
-                   "ece_after": round(expected_calibration_error(after, val_y), 4),
-                   "nll_before": round(negative_log_likelihood(before, val_y), 4),
-                   "nll_after": round(negative_log_likelihood(after, val_y), 4),
+    calibration = {"temperature": round(temperature, 4), **_calibration_metrics(val_probs, val_y, temperature),
                    "measured_on": "the validation clips and views it was fitted on", "fitted_on": fitted_on}
     open_set: dict[str, Any] = {"method": method, "threshold": round(threshold, 4), "accept": accept,
                                 "chosen": f"accepts {accept:.0%} of the {len(val_views)} validation clips and views "
@@ -176,11 +171,16 @@ def _measure_test(predictor, dataset, labels, card, index, temperature, method, 
         return None
     logits, features, probs = clip_predictions(predictor, clips)
     y = np.array([index[c.label] for c in clips])
-    before, after = probs, temper(probs, temperature)
     scores = score_clips(method, features, logits, temperature, means, precision)
-    return {"clips": len(clips), "ece_before": round(expected_calibration_error(before, y), 4),
-            "ece_after": round(expected_calibration_error(after, y), 4),
-            "nll_before": round(negative_log_likelihood(before, y), 4),
-            "nll_after": round(negative_log_likelihood(after, y), 4),
-            "accuracy": round(float((after.argmax(1) == y).mean()), 4),
+    return {"clips": len(clips), **_calibration_metrics(probs, y, temperature),
+            "accuracy": round(float((probs.argmax(1) == y).mean()), 4),
             "rejection_rate": round(float((scores < threshold).mean()), 4)}
+
+
+def _calibration_metrics(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> dict[str, float]:
+    """ECE and NLL of the clips' untempered ``probabilities``, before and after tempering."""
+    before, after = probabilities, temper(probabilities, temperature)
+    return {"ece_before": round(expected_calibration_error(before, labels), 4),
+            "ece_after": round(expected_calibration_error(after, labels), 4),
+            "nll_before": round(negative_log_likelihood(before, labels), 4),
+            "nll_after": round(negative_log_likelihood(after, labels), 4)}
