@@ -45,11 +45,13 @@ class AugmentConfig:
     joint_dropout: float = 0.03     # probability a joint is missing in a frame
     clip_joint_dropout: float = 0.03  # probability a joint is missing for the whole clip
     confidence: bool = True         # model confidences on a pose estimator's
+    view_yaw: float = 180.0         # 3-D clips: virtual camera yaw in ±view_yaw degrees (180: all round)
+    view_pitch: float = 20.0        # 3-D clips: camera pitch in ±view_pitch degrees
 
     @classmethod
     def off(cls) -> "AugmentConfig":
-        """No augmentation at all (confidences left as they are)."""
-        return cls(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False)
+        """No augmentation at all (confidences left as they are; 3-D clips keep their fixed view)."""
+        return cls(**{name: False if name == "confidence" else 0 for name in cls.__dataclass_fields__})
 
 
 def _visible(kp: np.ndarray) -> np.ndarray:

@@ -81,31 +81,48 @@ def uncalibrated(card: ModelCard) -> ModelCard:
     return replace(card, raw={k: v for k, v in card.raw.items() if k not in ("calibration", "open_set")})
 
 
+def training_clips(card: ModelCard, dataset: str | None = None) -> tuple[list, list[str]]:
+    """The clips the card's model was trained from (train splits, labels mapped as in training) and
+    the names of their sources: ``dataset`` instead, when given."""
+    from .trainconfig import TrainConfig, load_dataset, load_sources
+
+    config = (card.raw.get("training") or {}).get("config") or {}
+    if dataset:
+        return load_dataset(dataset, "train", config.get("labels"), card.preprocessing, card.label_map)[0], [dataset]
+    if not config.get("dataset") and not config.get("datasets"):
+        raise ActionpipeError(card.card_path, "the card names no training dataset: pass --dataset")
+    cfg = TrainConfig.from_dict(config, card.card_path)
+    return load_sources(cfg, card.preprocessing)[0], [s.dataset for s in cfg.sources]
+
+
 def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT_METHOD,
               accept: float = DEFAULT_ACCEPT, shrinkage: float = DEFAULT_SHRINKAGE, views: int = DEFAULT_VIEWS,
               device: str = "auto", batch_size: int = 64) -> dict[str, Any]:
     """Fit, write ``calibration`` and ``open_set`` into the card (and the sidecar); returns both sections
-    plus ``test`` measurements (ECE, accuracy, rejection rate on the dataset's test split, if any)."""
+    plus ``test`` measurements (ECE, accuracy, rejection rate on the sources' test splits, if any).
+
+    Validation clips of negative labels (``other``: trained against, :mod:`actionpipe.trainconfig`)
+    measure the rule: the share of them it rejects and, per method, the ROC AUC of known against
+    them, recorded in ``open_set.validation_negatives``."""
     from .infer import Predictor
     from .train import split_validation
-    from .trainconfig import load_dataset
+    from .trainconfig import OTHER_LABEL
 
     if method not in METHODS:
         raise ActionpipeError(None, f"unknown open-set method {method!r} (expected one of {', '.join(METHODS)})")
     if not 0 < accept < 1:
         raise ActionpipeError(None, f"accept must be between 0 and 1 (got {accept})")
     config = (card.raw.get("training") or {}).get("config") or {}
-    dataset = dataset or config.get("dataset")
-    if not dataset:
-        raise ActionpipeError(card.card_path, "the card names no training dataset: pass --dataset")
-    val_fraction, split_seed = float(config.get("val_fraction", 0.1)), int(config.get("split_seed", 0))
-    clips, _ = load_dataset(dataset, "train", config.get("labels"), card.preprocessing)
-    unknown = sorted({c.label for c in clips} - set(card.classes))
+    clips, sources = training_clips(card, dataset)
+    unknown = sorted({c.label for c in clips} - set(card.classes) - {OTHER_LABEL})
     if unknown:
-        raise ActionpipeError(dataset, f"labels the model does not know: {', '.join(unknown[:5])}")
+        raise ActionpipeError(", ".join(sources), f"labels the model does not know: {', '.join(unknown[:5])}")
+    val_fraction, split_seed = float(config.get("val_fraction", 0.1)), int(config.get("split_seed", 0))
     fit_clips, val_clips = split_validation(clips, val_fraction, split_seed)
+    val_negatives = [c for c in val_clips if c.label == OTHER_LABEL]
+    fit_clips, val_clips = ([c for c in group if c.label != OTHER_LABEL] for group in (fit_clips, val_clips))
     if not val_clips:
-        raise ActionpipeError(dataset, "no validation clips to calibrate on (val_fraction is 0?)")
+        raise ActionpipeError(", ".join(sources), "no validation clips to calibrate on (val_fraction is 0?)")
     index = {c: i for i, c in enumerate(card.classes)}
     predictor = Predictor(uncalibrated(card), device, batch_size, reject=False)
     console.info(f"calibrating on {len(val_clips)} validation clips (+{views} augmented views each); "
@@ -115,14 +132,12 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
     val_y = np.array([index[c.label] for c in val_views])
 
     temperature = fit_temperature(val_probs, val_y)
-    fitted_on = (f"{dataset} train split, validation hold-out: {len(val_clips)} clips "
-                 f"(val_fraction {val_fraction}, split_seed {split_seed}, as in training), "
+    fitted_on = (f"{' + '.join(sources)} train split{'s' if len(sources) > 1 else ''}, validation hold-out: "
+                 f"{len(val_clips)} clips (val_fraction {val_fraction}, split_seed {split_seed}, as in training), "
                  f"each as it is and in {views} views through the training augmentation")
-    means = precision = None
-    if method == "mahalanobis":
-        _, fit_features = clip_outputs(predictor, fit_clips)
-        means, precision = fit_class_gaussians(fit_features, np.array([index[c.label] for c in fit_clips]),
-                                               len(card.classes), shrinkage)
+    _, fit_features = clip_outputs(predictor, fit_clips)
+    means, precision = fit_class_gaussians(fit_features, np.array([index[c.label] for c in fit_clips]),
+                                           len(card.classes), shrinkage)
     val_scores = score_clips(method, val_features, val_logits, temperature, means, precision)
     threshold = float(np.quantile(val_scores, 1 - accept))
 
@@ -136,13 +151,34 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
         _save_if_changed(path, means, precision)
         open_set.update(file=STATISTICS_FILE, sha256=sha256_file(path), shrinkage=shrinkage,
                         fitted_on=f"{len(fit_clips)} training clips (train split minus the validation hold-out)")
-    test = _measure_test(predictor, dataset, config.get("labels"), card, index, temperature, method,
+    if val_negatives:
+        open_set["validation_negatives"] = _measure_negatives(
+            predictor, validation_views(val_negatives, config, views, split_seed), method, threshold,
+            temperature, means, precision, val_features, val_logits)
+    test = _measure_test(predictor, sources, config.get("labels"), card, index, temperature, method,
                          threshold, means, precision)
     if test is not None:
-        calibration["held_out"] = {"split": f"{dataset} test", **test}
+        calibration["held_out"] = {"split": f"{' + '.join(sources)} test", **test}
     raw = dict(card.raw, calibration=calibration, open_set=open_set)
     write_json(card.card_path, raw, indent=2)
     return {"calibration": calibration, "open_set": open_set, "test": test}
+
+
+def _measure_negatives(predictor, negatives, method, threshold, temperature, means, precision,
+                       known_features, known_logits) -> dict[str, Any]:
+    """How the rule treats validation clips of negative labels: the share rejected at the threshold
+    and, for every method, the ROC AUC of the known validation clips against them."""
+    from .openset import roc_auc
+
+    logits, features, _ = clip_predictions(predictor, negatives)
+    auroc = {}
+    for m in METHODS:
+        known = score_clips(m, known_features, known_logits, temperature, means, precision)
+        other = score_clips(m, features, logits, temperature, means, precision)
+        auroc[m] = round(roc_auc(known, other), 4)
+        if m == method:
+            rejected = float((other < threshold).mean())
+    return {"clips": len(negatives), "rejected": round(rejected, 4), "auroc": auroc}
 
 
 def _save_if_changed(path, means: np.ndarray, precision: np.ndarray) -> None:
@@ -158,14 +194,17 @@ def _save_if_changed(path, means: np.ndarray, precision: np.ndarray) -> None:
     save_statistics(path, means, precision)
 
 
-def _measure_test(predictor, dataset, labels, card, index, temperature, method, threshold, means, precision):
-    """ECE before/after, accuracy and the rejection rate on the test split (None when there is none)."""
+def _measure_test(predictor, sources, labels, card, index, temperature, method, threshold, means, precision):
+    """ECE before/after, accuracy and the rejection rate on the sources' test splits (None when
+    there are none)."""
     from .trainconfig import load_dataset
 
-    try:
-        clips, _ = load_dataset(dataset, "test", labels, card.preprocessing)
-    except ActionpipeError:
-        return None
+    clips = []
+    for dataset in sources:
+        try:
+            clips += load_dataset(dataset, "test", labels, card.preprocessing, card.label_map)[0]
+        except ActionpipeError:
+            continue
     clips = [c for c in clips if c.label in index]
     if not clips:
         return None

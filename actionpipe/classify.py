@@ -40,6 +40,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from .cards import ModelCard
+from .devices import DEFAULT_POSE_BACKEND
 from .errors import ActionpipeError
 from .fileio import write_json
 from .infer import WINDOW_AGGREGATES, Prediction, Predictor, prediction_item, scores_document
@@ -170,7 +171,8 @@ class Classifier:
     """Pose model + action model, loaded once; call :meth:`classify` per video.
 
     Pose settings default to the card's ``pose`` section (the settings its accuracy was measured
-    with), then to the pose stage's defaults; the pose runs at the model's frame rate.
+    with; ``pose.precision`` too), then to the pose stage's defaults; the pose runs at the model's
+    frame rate. ``pose_backend``: see :class:`~actionpipe.pose.PoseEstimator`.
     ``load_pose=False`` skips the pose model for callers that only use :meth:`classify_pose`.
     ``reject=False`` never answers ``unknown``; the ``min_*`` settings are the degenerate-case
     limits (see the module docstring).
@@ -182,7 +184,8 @@ class Classifier:
                  stride_s: float | None = None, aggregate: str | None = None, per_person: bool = False,
                  min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True,
                  reject: bool = True, min_person_s: float = MIN_PERSON_S,
-                 min_keypoint_confidence: float = MIN_KEYPOINT_CONFIDENCE):
+                 min_keypoint_confidence: float = MIN_KEYPOINT_CONFIDENCE, pose_backend: str = DEFAULT_POSE_BACKEND,
+                 pose_precision: str | None = None):
         from .pose import PoseEstimator
 
         if aggregate is not None and aggregate not in VIDEO_AGGREGATES:
@@ -191,11 +194,12 @@ class Classifier:
             raise ActionpipeError(None, f"window ({window_s}) and stride ({stride_s}) must be positive "
                                         "seconds, and a stride needs a window")
         pose_defaults = card.raw.get("pose", {})
-        settings = {"imgsz": imgsz or pose_defaults.get("imgsz"), "conf": conf or pose_defaults.get("conf")}
+        settings = {"imgsz": imgsz or pose_defaults.get("imgsz"), "conf": conf or pose_defaults.get("conf"),
+                    "precision": pose_precision or pose_defaults.get("precision")}
         self.card = card
         self.fps = fps or pose_defaults.get("fps") or card.preprocessing.fps
-        self.pose = PoseEstimator(pose_weights, device=device, **{k: v for k, v in settings.items()
-                                                                  if v is not None}) if load_pose else None
+        self.pose = PoseEstimator(pose_weights, device=device, backend=pose_backend,
+                                  **{k: v for k, v in settings.items() if v is not None}) if load_pose else None
         self.predictor = Predictor(card, device, batch, reject=reject)
         self.min_person_s = min_person_s
         self.min_keypoint_confidence = min_keypoint_confidence

@@ -10,7 +10,7 @@ import sys
 import click
 
 from . import __version__, console
-from .cli_options import card_from_option, device_option, model_option
+from .cli_options import card_from_option, device_option, model_option, pose_backend_option, pose_precision_option
 from .cli_training import calibrate_cmd, eval_cmd, train_cmd
 from .cli_video import classify, render_cmd
 from .errors import ActionpipeError
@@ -98,9 +98,11 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
               help="Video start time in seconds.")
 @click.option("--end", type=_fps_type, help="Video end time in seconds (exclusive).")
 @click.option("--max-people", type=click.IntRange(1), help="Keep at most N people per frame (highest scores).")
+@pose_backend_option
+@pose_precision_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, device, fps, start, end,
-             max_people, as_json):
+             max_people, pose_backend, pose_precision, as_json):
     """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
     import json
 
@@ -114,7 +116,8 @@ def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, de
     # The temp file is claimed first so an unwritable output fails before the model runs.
     with atomic_path(output) as tmp:
         estimator = PoseEstimator(weights, imgsz=imgsz, conf=conf, batch=batch, device=device,
-                                  max_people=max_people, weights_sha256=weights_sha256 or WEIGHTS_SHA256)
+                                  max_people=max_people, weights_sha256=weights_sha256 or WEIGHTS_SHA256,
+                                  backend=pose_backend, **({"precision": pose_precision} if pose_precision else {}))
         pose = estimator.estimate_path(input_path, fps=fps, start=start, end=end)
         pose.save(tmp)
     tracks = pose.track_ids()

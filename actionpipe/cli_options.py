@@ -19,3 +19,19 @@ def card_from_option(model: str | None):
         return card
     from .errors import UsageError
     raise UsageError(None, "no default model is installed: pass --model NAME_OR_DIR (see `actionpipe models`)")
+
+
+def _pose_options():
+    from .devices import DEFAULT_POSE_BACKEND, DEFAULT_POSE_PRECISION, POSE_BACKENDS, POSE_PRECISIONS
+
+    backend = click.option("--pose-backend", type=click.Choice(POSE_BACKENDS), default=DEFAULT_POSE_BACKEND,
+                           show_default=True, help="Pose model runtime: auto (OpenVINO on the CPU, torch on "
+                                                   "CUDA), openvino (CPU) or torch.")
+    precision = click.option("--pose-precision", type=click.Choice(POSE_PRECISIONS),
+                             help=f"OpenVINO pose precision (default: the model card's, else "
+                                  f"{DEFAULT_POSE_PRECISION}); bf16 is faster on CPUs with bf16 units, its "
+                                  "keypoints differ by a pixel or two.")
+    return backend, precision
+
+
+pose_backend_option, pose_precision_option = _pose_options()

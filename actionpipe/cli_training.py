@@ -17,7 +17,8 @@ from .cli_options import card_from_option, device_option, model_option
               help="Training config (JSON or YAML). Default: the ST-GCN paper's recipe; see actionpipe.trainconfig.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory: card.json + weights.pt (the model), checkpoint.pt, log.jsonl, config.json.")
-@click.option("--dataset", help="penn:DIR, kinetics:DIR or poses:LABELS.csv (overrides the config).")
+@click.option("--dataset", help="penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, kinetics:DIR or poses:LABELS.csv "
+                                "(replaces the config's datasets).")
 @click.option("--labels", help="Kinetics label JSON (default: DIR_label.json beside DIR).")
 @click.option("--epochs", type=click.IntRange(1), help="Override optim.epochs.")
 @click.option("--batch-size", type=click.IntRange(1), help="Override optim.batch_size.")
@@ -39,12 +40,14 @@ def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, see
     if resume and config_path is None and (Path(run_dir) / "config.json").is_file():
         config_path = str(Path(run_dir) / "config.json")  # the run's own config, as it was saved
     overrides = dict(parse_override(s) for s in sets)
+    if dataset is not None:
+        overrides["datasets"] = []   # --dataset replaces the config's sources, one or several
     for key, value in (("dataset", dataset), ("labels", labels), ("optim.epochs", epochs),
                        ("optim.batch_size", batch_size), ("optim.lr", lr), ("seed", seed), ("name", name)):
         if value is not None:
             overrides[key] = value
     cfg = load_config(config_path, overrides)
-    if not cfg.dataset:
+    if not cfg.dataset and not cfg.datasets:
         from .errors import UsageError
         raise UsageError(None, "no dataset: pass --dataset (e.g. penn:../shared/datasets/penn_action) or set it in --config")
     out = train(cfg, run_dir, resume=resume, device=device, threads=threads, stop_after=stop_after)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import console
-from .cli_options import card_from_option, device_option, model_option
+from .cli_options import card_from_option, device_option, model_option, pose_backend_option, pose_precision_option
 
 _seconds = click.FloatRange(min=0, min_open=True)
 _analysis_options = [
@@ -24,6 +24,8 @@ _analysis_options = [
                       "in a long video; does not sum to 1). Default: the model card's (the shipped model: motion)."),
     click.option("--min-track-s", default=1.0, show_default=True, type=click.FloatRange(min=0), metavar="SEC",
                  help="Per person: skip tracks seen for less than SEC seconds."),
+    pose_backend_option,
+    pose_precision_option,
 ]
 
 
@@ -62,7 +64,8 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
               help="Always name a class: never answer `unknown`, even when the model's open-set score says "
                    "the clip is unlike anything it was trained on (the score is still reported).")
 def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_dir, per_person, imgsz, conf,
-             fps, batch, window_s, stride_s, aggregate, min_track_s, no_prefetch, no_reject):
+             fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, no_prefetch,
+             no_reject):
     """Classify videos (files or folders of videos): all stages in one process.
 
     Each result has a status: ok (a class), unknown (rejected by the model's open-set rule: label
@@ -104,7 +107,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
             classifier = Classifier(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
                                     window_s=window_s, stride_s=stride_s, aggregate=aggregate,
                                     per_person=per_person, min_track_s=min_track_s, prefetch=not no_prefetch,
-                                    reject=not no_reject)
+                                    reject=not no_reject, pose_backend=pose_backend, pose_precision=pose_precision)
             for result in classifier.classify_many(videos, keep_dir):
                 results.append(result)
                 d = result.to_dict(k)
@@ -160,7 +163,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
 @_with_options(_analysis_options)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def render_cmd(video, output, pose_path, scores_path, model, device, k, save_scores, save_pose, imgsz, conf,
-               fps, batch, window_s, stride_s, aggregate, min_track_s, as_json):
+               fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, as_json):
     """Draw skeletons, boxes, current labels, class bars and a segment timeline onto VIDEO."""
     import json
 
@@ -180,7 +183,8 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
 
         classifier = Classifier(card_from_option(model), device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
                                 window_s=window_s, stride_s=stride_s, aggregate=aggregate,
-                                per_person=True, min_track_s=min_track_s, load_pose=pose is None)
+                                per_person=True, min_track_s=min_track_s, load_pose=pose is None,
+                                pose_backend=pose_backend, pose_precision=pose_precision)
         if not window_s:
             classifier.use_model_windows()
         with about(video):

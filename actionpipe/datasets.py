@@ -14,6 +14,9 @@ mapping clip id to ``{label, label_index, has_skeleton}``): coordinates are stor
 frame size, so they are scaled back with ``width``/``height`` (340×256, the size of ST-GCN's
 videos). The format has no track ids: people are numbered by their slot in each frame's list.
 
+UTD-MHAD (3-D) and JHMDB have their own modules, :mod:`actionpipe.utd_mhad` and
+:mod:`actionpipe.jhmdb`, reading into the same :class:`Clip`.
+
 User data: a CSV ``file,label[,split][,group]`` naming pose files (or Kinetics-skeleton JSON) relative to
 the CSV; the top ``max_people`` tracks of each are kept (:func:`actionpipe.pack.select_people`).
 """
@@ -65,6 +68,10 @@ class Clip:
     visibility: np.ndarray | None = None     # (M, T, V) uint8, Penn's raw 1 visible / 0 occluded
     path: str | None = None
     group: str | None = None                 # clips cut from one source video share it (None: its own)
+    points3d: np.ndarray | None = None       # (M, T, V, 3) metres, for 3-D datasets: re-filmed in training
+    present3d: np.ndarray | None = None      # (M, T, V) bool, the joints of points3d that exist
+    negative: bool = False                   # a label the model must not know (outlier exposure)
+    origin: str | None = None                # "kind:label" as the dataset names it, before any label map
 
     @property
     def num_frames(self) -> int:
@@ -84,12 +91,12 @@ def class_names(clips: Iterable[Clip]) -> list[str]:
     return sorted(index_of)
 
 
-def _check_split(split: str | None) -> None:
+def check_split(split: str | None) -> None:
     if split is not None and split not in SPLITS:
         raise ActionpipeError(None, f"unknown split {split!r} (expected {' or '.join(SPLITS)})")
 
 
-def _each(items: list[Item], description: str) -> Iterator[Item]:
+def each_with_progress(items: list[Item], description: str) -> Iterator[Item]:
     """Iterate with a progress bar on stderr (worth it for thousands of files)."""
     with console.progress() as bar:
         task = bar.add_task(description, total=len(items))
@@ -144,13 +151,13 @@ def load_penn_action(root: str | Path, split: str | None = None) -> list[Clip]:
 
     ``split`` ("train" or "test") keeps only that split (1,258 and 1,068 clips).
     """
-    _check_split(split)
+    check_split(split)
     root = Path(root)
     labels = root / "labels" if (root / "labels").is_dir() else root
     files = sorted(labels.glob("*.mat"))
     if not files:
         raise ActionpipeError(root, "no Penn Action labels/*.mat files here")
-    clips = [load_penn_clip(f) for f in _each(files, "Penn Action")]
+    clips = [load_penn_clip(f) for f in each_with_progress(files, "Penn Action")]
     _group_penn_runs(clips)
     return [c for c in clips if split is None or c.split == split]
 
@@ -201,7 +208,7 @@ def load_kinetics_skeleton(data_dir: str | Path, label_file: str | Path | None =
     """
     from .convert import read_kinetics_json
 
-    _check_split(split)
+    check_split(split)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ActionpipeError(data_dir, "not a directory of Kinetics-skeleton JSON files")
@@ -215,7 +222,7 @@ def load_kinetics_skeleton(data_dir: str | Path, label_file: str | Path | None =
     else:
         labels, names = {}, sorted(p.stem for p in data_dir.glob("*.json"))
     clips = []
-    for name in _each(names, "Kinetics-skeleton"):
+    for name in each_with_progress(names, "Kinetics-skeleton"):
         path = data_dir / f"{name}.json"
         if not path.is_file():
             raise ActionpipeError(label_path, f"clip {name!r} is listed but {path} does not exist")
@@ -240,7 +247,7 @@ def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = 
     """
     from .convert import read_any
 
-    _check_split(split)
+    check_split(split)
     labels_csv = Path(labels_csv)
     if not labels_csv.is_file():
         raise ActionpipeError(labels_csv, "labels CSV not found")
@@ -251,7 +258,7 @@ def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = 
                                               f"(got {reader.fieldnames})")
         rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
     clips = []
-    for row, line in _each(rows, "pose files"):
+    for row, line in each_with_progress(rows, "pose files"):
         where = f"{labels_csv}:{line}"
         if not row["file"] or not row["label"]:
             raise ActionpipeError(where, "empty file or label")

@@ -85,7 +85,7 @@ def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, la
     from .train import clip_sample
     from .trainconfig import load_dataset
 
-    clips, _ = load_dataset(dataset, split, labels, card.preprocessing)
+    clips, _ = load_dataset(dataset, split, labels, card.preprocessing, card.label_map)
     samples = [clip_sample(clip, card.preprocessing) for clip in clips]
     predictor = Predictor(card, device, batch_size)
     predictions = predictor.predict(samples, [c.path or c.name for c in clips])

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .cards import ModelCard
-from .devices import resolve_device
+from .devices import resolve_device, use_cpu_threads
 from .errors import ActionpipeError
 from .fileio import read_json
 from .layouts import get_layout
@@ -183,7 +183,9 @@ class Predictor:
             raise ActionpipeError(card.card_path, f"inference.aggregate {self.aggregate!r} is not one of "
                                                   f"{', '.join(WINDOW_AGGREGATES)}")
         if self.device.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            # No torch.use_deterministic_algorithms here: it imports torch._dynamo/_inductor (2-3 s of
+            # start-up) and changes nothing on the CPU, where these kernels are deterministic already.
+            use_cpu_threads()
 
     def _check(self, sample: Sample, source: Any) -> None:
         want = get_layout(self.card.preprocessing.layout)

@@ -33,7 +33,7 @@ from .fileio import atomic_path, write_json
 from .infer import combine_windows, run_windows
 from .openset import softmax
 from .pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
-from .trainconfig import TrainConfig, load_dataset
+from .trainconfig import OTHER_LABEL, TrainConfig, load_sources
 
 
 # --- clips -> model input ------------------------------------------------------------------------
@@ -62,8 +62,13 @@ def clip_sample(clip: Clip, spec: PackSpec) -> Sample:
 
 
 def augmented_keypoints(clip: Clip, aug: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """The clip's keypoints with the spatial augmentation, and a random speed factor (the jitter)."""
-    kp = augment(clip.keypoints, rng, aug, clip.layout, clip.width, clip.height)
+    """The clip's keypoints with the spatial augmentation, and a random speed factor (the jitter).
+    A 3-D clip is first filmed by a random virtual camera (``aug.view_yaw``/``view_pitch``)."""
+    kp = clip.keypoints
+    if clip.points3d is not None and (aug.view_yaw or aug.view_pitch):
+        from .virtual_camera import Camera, project
+        kp = project(clip.points3d, clip.present3d, Camera.random(rng, aug.view_yaw, aug.view_pitch))
+    kp = augment(kp, rng, aug, clip.layout, clip.width, clip.height)
     speed = math.exp(rng.uniform(-1, 1) * math.log1p(aug.speed)) if aug.speed else 1.0
     return kp, speed
 
@@ -105,6 +110,36 @@ def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[lis
         if target and not held:
             console.warn(f"class {label!r}: all {size} clips are one group, none held out for validation")
     return train, val
+
+
+def epoch_order(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's clip indices: clip ``i`` ``floor(w_i)`` times, once more with probability of the
+    fraction, shuffled. Weights all 1 give a plain permutation (one random draw: the same as before
+    weights existed, so older recipes reproduce their weights)."""
+    whole = np.floor(weights).astype(np.int64)
+    fraction = weights - whole
+    if fraction.any():
+        whole += rng.random(len(weights)) < fraction
+    indices = np.repeat(np.arange(len(weights)), whole)
+    return indices[rng.permutation(len(indices))]
+
+
+def training_loss(logits, y, label_smoothing: float, negative_weight: float):
+    """Cross-entropy on clips of a class (``y >= 0``); on negatives (``y == -1``), outlier exposure:
+    cross-entropy to the uniform distribution, ``negative_weight`` times as strong, so the model
+    learns to spread its belief over clips of no class instead of naming one."""
+    import torch
+    import torch.nn.functional as F
+
+    negative = y < 0
+    if not bool(negative.any()):
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    known = ~negative
+    loss = logits.new_zeros(())
+    if bool(known.any()):
+        loss = F.cross_entropy(logits[known], y[known], label_smoothing=label_smoothing, reduction="sum")
+    uniform = -torch.log_softmax(logits[negative], dim=1).mean(1).sum()
+    return (loss + negative_weight * uniform) / len(y)
 
 
 # --- optimisation helpers -------------------------------------------------------------------------
@@ -152,9 +187,18 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def class_sources(clips: list[Clip]) -> dict[str, list[str]]:
+    """Per model class (and ``other``), the dataset labels it was trained from: ``kind:label``."""
+    sources: dict[str, set[str]] = {}
+    for clip in clips:
+        sources.setdefault(clip.label, set()).add(clip.origin or clip.label)
+    return {label: sorted(s) for label, s in sorted(sources.items())}
+
+
 def _card(cfg: TrainConfig, classes: list[str], weights: Path, state: RunState, data: dict) -> dict:
     return {
         **cfg.card, "format_version": 1, "name": cfg.name, "description": cfg.description,
+        **({"label_map": cfg.label_map} if cfg.label_map else {}),
         "architecture": {"type": "stgcn", "layout": cfg.spec.layout, "in_channels": 3,
                          "num_class": len(classes), **cfg.architecture},
         "preprocessing": asdict(cfg.spec),
@@ -193,7 +237,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
     ``cfg.optim.epochs``); ``resume=True`` continues from the last checkpoint.
     """
     import torch
-    import torch.nn.functional as F
 
     from .devices import resolve_device
     from .model import STGCN
@@ -208,17 +251,22 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
         torch.set_num_threads(threads)
     dev = resolve_device(device)
 
-    clips, data_info = load_dataset(cfg.dataset, "train", cfg.labels, cfg.spec)
+    clips, clip_weights, data_info = load_sources(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: a bad dataset leaves no empty run folder
-    classes = class_names(clips)
+    classes = class_names(c for c in clips if not c.negative)
     if len(classes) < 2:
-        raise ActionpipeError(cfg.dataset, f"training needs at least 2 classes (found {classes})")
+        raise ActionpipeError(cfg.dataset or "datasets", f"training needs at least 2 classes (found {classes})")
+    weight_of = {id(c): w for c, w in zip(clips, clip_weights)}
     train_clips, val_clips = split_validation(clips, cfg.val_fraction, cfg.split_seed)
-    label_of = {c: i for i, c in enumerate(classes)}
+    train_weights = np.array([weight_of[id(c)] for c in train_clips])
+    label_of = {c: i for i, c in enumerate(classes)} | {OTHER_LABEL: -1}
     spec = cfg.spec
+    val_clips = [c for c in val_clips if not c.negative]   # accuracy and checkpoints: on known classes
     val_samples = [clip_sample(c, spec) for c in val_clips]
     aggregate = cfg.card.get("inference", {}).get("aggregate", "mean")
     val_labels = np.array([label_of[c.label] for c in val_clips])
+    if cfg.datasets:
+        data_info["classes"] = class_sources(clips)
 
     torch.manual_seed(cfg.seed)
     model = STGCN(in_channels=3, num_class=len(classes), layout=spec.layout, **cfg.architecture).to(dev)
@@ -241,7 +289,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
     write_json(run_dir / "config.json", cfg.to_dict(), indent=2)
     data_info.update(train_clips=len(train_clips), validation_clips=len(val_clips))
 
-    batches = math.ceil(len(train_clips) / o.batch_size)
+    batches = math.ceil(train_weights.sum() / o.batch_size)
     last_epoch = min(o.epochs, stop_after or o.epochs)
     with console.progress() as bar:
         task = bar.add_task("training", total=max(last_epoch - state.epoch, 0) * batches)
@@ -249,7 +297,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
             started = time.perf_counter()
             rng = np.random.default_rng([cfg.seed, epoch])
             torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same numbers after --resume
-            order = rng.permutation(len(train_clips))
+            order = epoch_order(train_weights, rng)
+            batches = math.ceil(len(order) / o.batch_size)
             model.train()
             loss_sum = correct = seen = 0
             for b in range(batches):
@@ -261,7 +310,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=o.label_smoothing)
+                loss = training_loss(logits, y, o.label_smoothing, o.negative_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if o.clip_grad:
@@ -270,7 +319,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
                 if ema:
                     ema.update(model)
                 loss_sum += float(loss.detach()) * len(idx)
-                correct += int((logits.argmax(1) == y).sum())
+                correct += int((logits.argmax(1) == y).sum())   # negatives (y = -1) are never right
                 seen += len(idx)
                 bar.update(task, advance=1, description=f"epoch {epoch + 1}/{o.epochs} loss {loss_sum / seen:.3f}")
             evaluated = ema.model if ema else model

@@ -4,7 +4,13 @@ Config file (all sections optional; defaults are the ST-GCN paper's recipe: SGD 
 momentum 0.9, weight decay 1e-4, lr 0.01 decayed ×0.1 at chosen epochs, dropout 0.5)::
 
     {"name": "my-model", "description": "...",
-     "dataset": "penn:../shared/datasets/penn_action",   # penn:DIR | kinetics:DIR | poses:LABELS.csv
+     "dataset": "penn:../shared/datasets/penn_action",   # penn:DIR | kinetics:DIR | poses:LABELS.csv |
+                                                         # utd:DIR[@YAW] | jhmdb:DIR/splitK.npz
+     "datasets": [                                       # several at once (instead of "dataset"):
+         {"dataset": "utd:../shared/datasets/utd_mhad", "split": "train", "weight": 2.0}, ...],
+     "label_map": {"utd": {"rename": {"bowling": "bowl"},      # dataset label -> model class
+                           "exclude": ["knock"],               # left out altogether
+                           "negatives": ["draw_x"]}},          # trained against: "other"
      "labels": null,                                     # kinetics: label JSON (default DIR_label.json)
      "preprocessing": {PackSpec fields}, "window_frames": 32, "window_stride": 16,
      "architecture": {"base_channels": 64, "dropout": 0.5, ...},   # STGCN keyword arguments
@@ -12,12 +18,18 @@ momentum 0.9, weight decay 1e-4, lr 0.01 decayed ×0.1 at chosen epochs, dropout
      "val_fraction": 0.1, "split_seed": 0, "seed": 0,
      "card": {...}}             # extra card.json sections, copied as they are (e.g. "pose", "license")
 
+A dataset's ``weight`` multiplies how often each of its clips is drawn per epoch (2.0: twice; 0.5:
+half the epochs). The label map is keyed by dataset kind and is written into the model card, so
+``eval`` and ``calibrate`` read each dataset's labels the way training did. Negatives become the
+label :data:`OTHER_LABEL`: no class of the model, trained towards a uniform output (outlier
+exposure, ``optim.negative_weight``) and counted as unknown by ``eval``.
+
 Overrides are dotted keys with JSON values: ``optim.lr=0.05``, ``augment.rotation=15``.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +38,18 @@ from .errors import ActionpipeError, UsageError
 from .infer import WINDOW_AGGREGATES
 from .pack import PackSpec
 
-DATASET_KINDS = ("penn", "kinetics", "poses")
+DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb")
+OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
+LABEL_MAP_KEYS = ("rename", "exclude", "negatives")
+
+
+@dataclass
+class DatasetEntry:
+    """One training source: ``KIND:PATH``, the split it trains on and its sampling weight."""
+
+    dataset: str
+    split: str = "train"
+    weight: float = 1.0
 
 
 @dataclass
@@ -45,6 +68,7 @@ class OptimConfig:
     clip_grad: float | None = None     # max gradient norm
     ema: float | None = None           # weight EMA decay (e.g. 0.998); the EMA model is evaluated
     label_smoothing: float = 0.0
+    negative_weight: float = 0.5       # outlier-exposure loss on negative clips, relative to the rest
 
 
 @dataclass
@@ -52,6 +76,8 @@ class TrainConfig:
     name: str = "stgcn"
     description: str = ""
     dataset: str = ""
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    label_map: dict[str, dict[str, Any]] = field(default_factory=dict)
     labels: str | None = None
     preprocessing: dict[str, Any] = field(default_factory=lambda: {"layout": "coco17", "normalization": "body",
                                                                    "fps": 15, "max_people": 1, "rank": "area"})
@@ -68,6 +94,11 @@ class TrainConfig:
     @property
     def spec(self) -> PackSpec:
         return PackSpec.from_dict(self.preprocessing)
+
+    @property
+    def sources(self) -> list[DatasetEntry]:
+        """The training datasets: ``datasets``, or the single ``dataset``."""
+        return [DatasetEntry(**d) for d in self.datasets] if self.datasets else [DatasetEntry(self.dataset)]
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -104,7 +135,58 @@ class TrainConfig:
                                          f"{', '.join(WINDOW_AGGREGATES)}")
         if not 0 <= cfg.val_fraction < 1:
             raise ActionpipeError(where, f"val_fraction must be in [0, 1) (got {cfg.val_fraction})")
+        _check_sources(cfg, where)
+        check_label_map(cfg.label_map, where)
         return cfg
+
+
+def _check_sources(cfg: TrainConfig, where) -> None:
+    if cfg.datasets and cfg.dataset:
+        raise ActionpipeError(where, "config: give either dataset or datasets, not both")
+    for i, entry in enumerate(cfg.datasets):
+        if not isinstance(entry, dict) or set(entry) - {f.name for f in fields(DatasetEntry)} or "dataset" not in entry:
+            raise ActionpipeError(where, f"config datasets[{i}]: expected {{dataset, split, weight}} (got {entry!r})")
+        source = DatasetEntry(**entry)
+        if not isinstance(source.dataset, str) or source.split not in ("train", "test"):
+            raise ActionpipeError(where, f"config datasets[{i}]: dataset must be KIND:PATH and split train or test")
+        if not isinstance(source.weight, (int, float)) or not source.weight > 0:
+            raise ActionpipeError(where, f"config datasets[{i}]: weight must be a positive number")
+
+
+def check_label_map(label_map: Any, where=None) -> None:
+    """``{kind: {"rename": {label: class}, "exclude": [label], "negatives": [label]}}``, or raise."""
+    if not isinstance(label_map, dict):
+        raise ActionpipeError(where, "label_map: expected a mapping of dataset kind to its map")
+    for kind, entry in label_map.items():
+        if kind not in DATASET_KINDS or not isinstance(entry, dict) or set(entry) - set(LABEL_MAP_KEYS):
+            raise ActionpipeError(where, f"label_map.{kind}: expected a dataset kind ({', '.join(DATASET_KINDS)}) "
+                                         f"mapping to {{{', '.join(LABEL_MAP_KEYS)}}}")
+        rename = entry.get("rename", {})
+        lists = [entry.get("exclude", []), entry.get("negatives", [])]
+        if (not isinstance(rename, dict) or not all(isinstance(v, str) and v for v in rename.values())
+                or not all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in lists)):
+            raise ActionpipeError(where, f"label_map.{kind}: rename maps labels to class names; "
+                                         "exclude and negatives are lists of labels")
+        if OTHER_LABEL in rename.values():
+            raise ActionpipeError(where, f"label_map.{kind}: {OTHER_LABEL!r} is not a class; list negatives instead")
+
+
+def apply_label_map(clips: list, kind: str, label_map: dict[str, dict[str, Any]] | None) -> list:
+    """The clips with their labels mapped per ``label_map[kind]``: renamed, excluded ones dropped,
+    negatives relabelled :data:`OTHER_LABEL` and flagged. A mapped dataset loses its own class
+    numbers (the model's classes are then the mapped names, alphabetically)."""
+    entry = (label_map or {}).get(kind)
+    if not entry:
+        return clips
+    rename, exclude, negatives = entry.get("rename", {}), set(entry.get("exclude", [])), set(entry.get("negatives", []))
+    out = []
+    for clip in clips:
+        if clip.label in exclude:
+            continue
+        negative = clip.label in negatives
+        out.append(replace(clip, label=OTHER_LABEL if negative else rename.get(clip.label, clip.label),
+                           negative=negative, label_index=None))
+    return out
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -161,27 +243,62 @@ def parse_dataset(dataset: str) -> tuple[str, Path]:
     raise ActionpipeError(dataset, f"unknown dataset: use {', '.join(k + ':PATH' for k in DATASET_KINDS)}")
 
 
-def load_dataset(dataset: str, split: str | None, labels: str | None = None, spec: PackSpec | None = None):
-    """Clips of ``dataset`` (of ``split``, when the dataset has splits) and a description of the data."""
+DATA_SOURCES = {
+    "penn": "Penn Action (Weiyu Zhang, Menglong Zhu, Konstantinos G. Derpanis: \"From Actemes to Action: A "
+            "Strongly-supervised Representation for Detailed Action Understanding\", ICCV 2013); keypoint "
+            "annotations; for research use only",
+    "utd": "UTD-MHAD (Chen Chen, Roozbeh Jafari, Nasser Kehtarnavaz: \"UTD-MHAD: A Multimodal Dataset for Human "
+           "Action Recognition Utilizing a Depth Camera and a Wearable Inertial Sensor\", ICIP 2015); Kinect "
+           "skeletons; distributed by UT Dallas for research use",
+    "jhmdb": "JHMDB (Hueihan Jhuang, Juergen Gall, Silvia Zuffi, Cordelia Schmid, Michael J. Black: \"Towards "
+             "understanding action recognition\", ICCV 2013); 2-D joint annotations; for research use",
+}
+
+
+def load_dataset(dataset: str, split: str | None, labels: str | None = None, spec: PackSpec | None = None,
+                 label_map: dict[str, dict[str, Any]] | None = None):
+    """Clips of ``dataset`` (of ``split``, when the dataset has splits), their labels mapped per
+    ``label_map`` (:func:`apply_label_map`), and a description of the data."""
     from . import datasets
 
     kind, path = parse_dataset(dataset)
-    if not path.exists():
+    if not (path.parent / path.name.rpartition("@")[0] if kind == "utd" and "@" in path.name else path).exists():
         raise ActionpipeError(path, "dataset not found")
     spec = spec or PackSpec()
     if kind == "penn":
         clips = datasets.load_penn_action(path, split)
+    elif kind == "utd":
+        from .utd_mhad import load_utd_mhad
+        clips = load_utd_mhad(path, split)
+    elif kind == "jhmdb":
+        from .jhmdb import load_jhmdb
+        clips = load_jhmdb(path, split)
     elif kind == "kinetics":
         clips = datasets.load_kinetics_skeleton(path, labels)
         clips = [c for c in clips if split is None or c.split in (split, None)]
     else:
         clips = datasets.load_labeled_poses(path, max(spec.max_people, 1), spec.rank)
         clips = [c for c in clips if split is None or c.split == split or (split == "train" and c.split is None)]
+    for clip in clips:
+        clip.origin = f"{kind}:{clip.label}"
+    clips = apply_label_map(clips, kind, label_map)
     if not clips:
         raise ActionpipeError(path, f"no clips{' in split ' + split if split else ''}")
     info: dict[str, Any] = {"dataset": dataset, "kind": kind, "split": split, "clips": len(clips)}
-    if kind == "penn":
-        info["source"] = ("Penn Action (Weiyu Zhang, Menglong Zhu, Konstantinos G. Derpanis: \"From Actemes "
-                          "to Action: A Strongly-supervised Representation for Detailed Action "
-                          "Understanding\", ICCV 2013); keypoint annotations; for research use only")
+    if kind in DATA_SOURCES:
+        info["source"] = DATA_SOURCES[kind]
     return clips, info
+
+
+def load_sources(cfg: TrainConfig, spec: PackSpec | None = None):
+    """Every training source of ``cfg``: the clips, each clip's sampling weight ``(N,)`` and a
+    description per source (one source: that description itself)."""
+    import numpy as np
+
+    clips, weights, infos = [], [], []
+    for source in cfg.sources:
+        some, info = load_dataset(source.dataset, source.split, cfg.labels, spec or cfg.spec, cfg.label_map)
+        clips += some
+        weights += [source.weight] * len(some)
+        infos.append({**info, "weight": source.weight} if cfg.datasets else info)
+    return clips, np.array(weights, dtype=np.float64), (infos[0] if not cfg.datasets else {"sources": infos})

@@ -12,6 +12,14 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory) -> Path:
+    """The OpenVINO pose export goes into a cache of the test session's own, never the user's."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["ACTIONPIPE_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo_video() -> Path:
     path = REPO / "samples" / "demo.mp4"
