@@ -60,6 +60,11 @@ class ModelCard:
     def card_path(self) -> Path:
         return self.directory / "card.json"
 
+    @property
+    def label_map(self) -> dict[str, Any]:
+        """How its training datasets' labels map to its classes (:func:`actionpipe.trainconfig.apply_label_map`)."""
+        return self.raw.get("label_map") or {}
+
     @classmethod
     def load(cls, directory: str | Path) -> "ModelCard":
         """Read and validate ``directory/card.json``."""
