@@ -113,6 +113,10 @@ class TrainConfig:
             if unknown:
                 raise ActionpipeError(where, f"config{' ' + name if name else ''}: unknown key(s) "
                                              f"{', '.join(sorted(unknown))}")
+            for f in fields(klass):
+                if f.name in section and not _has_type(section[f.name], f.type):
+                    raise ActionpipeError(where, f"config {name + '.' if name else ''}{f.name}: expected "
+                                                 f"{f.type}, got {section[f.name]!r}")
             return section
 
         d = dict(check(d, cls, ""))
@@ -138,6 +142,22 @@ class TrainConfig:
         _check_sources(cfg, where)
         check_label_map(cfg.label_map, where)
         return cfg
+
+
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "None": type(None), "list": list,
+          "dict": dict, "Any": object, "AugmentConfig": (dict, AugmentConfig), "OptimConfig": (dict, OptimConfig)}
+
+
+def _has_type(value: Any, annotation: str) -> bool:
+    """Whether ``value`` fits a field annotation such as ``float | None`` or ``list[int]`` (the outer
+    type only); bools are not numbers here, so ``--set optim.lr=true`` is refused too."""
+    for name in annotation.split("|"):
+        expected = _TYPES.get(name.strip().split("[")[0], object)
+        if isinstance(value, bool) and expected is not bool and expected is not object:
+            continue
+        if isinstance(value, expected):
+            return True
+    return False
 
 
 def _check_sources(cfg: TrainConfig, where) -> None:

@@ -232,3 +232,12 @@ def test_train_command_writes_a_model_directory(penn_subset, tmp_path, run_cli):
     card = json.loads((run / "card.json").read_text())
     assert card["architecture"]["base_channels"] == 8 and card["preprocessing"]["normalization"] == "body"
     assert card["data"]["kind"] == "penn" and "Zhang" in card["data"]["source"]
+
+
+@pytest.mark.parametrize("setting", ["optim.lr=abc", "optim.epochs=2.5", "optim.nesterov=1", "augment.flip=true"])
+def test_bad_override_type_is_one_line_and_leaves_no_run_folder(tmp_path, run_cli, setting):
+    penn = shared_path("datasets", "penn_action")
+    r = run_cli("train", "--dataset", f"penn:{penn}", "-o", tmp_path / "run", "--set", setting)
+    assert r.exit_code == 1
+    assert r.stderr.count("\n") == 1 and f"config {setting.split('=')[0]}: expected" in r.stderr
+    assert not (tmp_path / "run").exists()
