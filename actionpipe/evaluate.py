@@ -180,7 +180,7 @@ def render_metrics(metrics: dict[str, Any], console_out) -> None:
         console_out.print(f"open set (threshold {o['threshold']}): known-class accuracy {_pct(o['accuracy'])} "
                           f"without rejection, {_pct(o['accuracy_with_rejection'])} with; known clips rejected "
                           f"{_pct(o['known_rejection_rate'])}; 'other' clips rejected {_pct(o['other_rejection_rate'])} "
-                          f"of {o['other_clips']}; ROC AUC {auroc}", markup=False)
+                          f"of {o['other_clips']}; ROC AUC {auroc}; honest rate {_pct(o['honest_rate'])}", markup=False)
     for u in metrics["unknown_labels"]:
         console_out.print(f"not a model class: {u['name']} ({u['label']}) -> {u['predicted']} {u['probability']:.2f}",
                           markup=False)

@@ -234,7 +234,8 @@ def open_set_report(labels: Sequence[str], probabilities: np.ndarray, scores: np
     ``accuracy_with_rejection`` (a known clip counts only when accepted *and* right);
     ``accepted_accuracy`` (top-1 among accepted known clips); ``known_rejection_rate``;
     ``other_rejection_rate``; ``auroc`` (known vs other by the score; None without both kinds);
-    ``ece`` on known clips.
+    ``ece`` on known clips; ``honest_rate``: the share of known and other clips answered right —
+    a known clip accepted with its class, an other clip rejected as unknown.
     """
     index = {c: i for i, c in enumerate(classes)}
     labels = list(labels)
@@ -256,7 +257,8 @@ def open_set_report(labels: Sequence[str], probabilities: np.ndarray, scores: np
             "accuracy": rate(right), "accuracy_with_rejection": rate(right & accepted),
             "accepted_accuracy": rate(right[accepted]), "known_rejection_rate": rate(~accepted),
             "other_rejection_rate": rate(rejected[other]), "auroc": auroc,
-            "ece": round(expected_calibration_error(probabilities[known], y), 4) if known.any() else None}
+            "ece": round(expected_calibration_error(probabilities[known], y), 4) if known.any() else None,
+            "honest_rate": rate(np.concatenate([right & accepted, rejected[other]]))}
 
 
 def save_statistics(path: str | Path, means: np.ndarray, precision: np.ndarray) -> None:

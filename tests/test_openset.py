@@ -57,6 +57,7 @@ def test_open_set_report():
     assert r["known_rejection_rate"] == pytest.approx(1 / 3, abs=1e-4) and r["other_rejection_rate"] == 0.5
     assert r["accepted_accuracy"] == 1.0
     assert r["auroc"] == pytest.approx(5 / 6, abs=1e-4)  # known (5, 4, 1) vs other (2, 0.5)
+    assert r["honest_rate"] == pytest.approx(3 / 5)      # two known accepted and right, one other rejected
     assert open_set_report(labels, probs, None, None, classes)["auroc"] is None
 
 
