@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ActionpipeError
-from .fileio import read_json, sha256_file
+from .fileio import check_keys, read_json, sha256_file
 from .pack import PackSpec
 
 FORMAT_VERSION = 1
 SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "penn-action-stgcn"
+POSE_KEYS = ("imgsz", "conf", "fps", "precision")  # the pose settings a card's accuracy was measured with
 
 
 def model_dirs() -> list[Path]:
@@ -84,8 +85,17 @@ class ModelCard:
                 raise ActionpipeError(path, f"preprocessing.layout {prep.layout!r} differs from "
                                             f"architecture.layout {arch['layout']!r}")
             weights = d["weights"]
+            check_keys(weights, ("file", "sha256"), None, "weights")
+            inference = d.get("inference", {})
+            check_keys(inference, ("window_frames", "window_stride", "aggregate"), None, "inference")
+            for key in ("window_frames", "window_stride"):
+                value = inference.get(key)
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                    raise ActionpipeError(None, f"inference.{key} must be a whole number >= 1 (or absent), "
+                                                f"got {value!r}")
+            check_keys(d.get("pose", {}), POSE_KEYS, None, "pose")
             return cls(str(d.get("name", directory.name)), directory, arch, prep, classes,
-                       str(weights["file"]), weights.get("sha256"), dict(d.get("inference", {})), d)
+                       str(weights["file"]), weights.get("sha256"), dict(inference), d)
         except ActionpipeError as exc:
             if exc.path is None:
                 raise ActionpipeError(path, exc.problem) from None
@@ -120,7 +130,10 @@ class ModelCard:
         try:
             state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for a bad file
-            raise ActionpipeError(self.weights_path, f"cannot load weights: {exc}".splitlines()[0]) from None
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if self.weights_path.stat().st_size == 0:
+                reason = "the file is empty"
+            raise ActionpipeError(self.weights_path, f"cannot load weights: {reason}") from None
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         load_reference_state_dict(model, state, source=self.weights_path)

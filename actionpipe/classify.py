@@ -159,12 +159,27 @@ def describe_tracks(pose) -> dict[int, dict[str, Any]]:
 
 def keep_names(videos: Sequence[str | Path]) -> list[str]:
     """Per video, its path below the videos' common folder without the suffix: ``squat`` for one
-    video, ``jump/001`` and ``run/001`` for class folders — names that do not collide."""
+    video, ``jump/001`` and ``run/001`` for class folders, and with the suffix for videos that
+    differ only in it (``clip.mp4``, ``clip.mov``) — names that do not collide."""
     if not videos:
         return []
     resolved = [Path(os.path.realpath(v)) for v in videos]
     root = Path(os.path.commonpath([p.parent for p in resolved]))
-    return [str(p.with_suffix("").relative_to(root)) for p in resolved]
+    stems = [str(p.with_suffix("").relative_to(root)) for p in resolved]
+    files: dict[str, set[Path]] = {}
+    for stem, p in zip(stems, resolved):
+        files.setdefault(stem, set()).add(p)
+    return [str(p.relative_to(root)) if len(files[stem]) > 1 else stem for stem, p in zip(stems, resolved)]
+
+
+def covered_seconds(pose) -> float:
+    """How much video the pose file covers: its frames at its rate, but never more than the source
+    video is long (at 0.1 fps one frame of a 3 s video is 3 s, not 10)."""
+    duration = pose.num_frames / pose.fps
+    source_fps, source_frames = pose.source.get("fps"), pose.source.get("frame_count")
+    if isinstance(source_fps, (int, float)) and source_fps > 0 and isinstance(source_frames, int) and source_frames > 0:
+        duration = min(duration, source_frames / source_fps)
+    return duration
 
 
 class Classifier:
@@ -254,7 +269,7 @@ class Classifier:
         """Classify a video whose pose file is already known (what :meth:`classify` does after pose)."""
         spec = self.card.preprocessing
         sample = pack_people(pose, spec)
-        info = {"frames": pose.num_frames, "duration_s": round(pose.num_frames / pose.fps, 3),
+        info = {"frames": pose.num_frames, "duration_s": round(covered_seconds(pose), 3),
                 "people": len(pose.track_ids()), "tracks_used": [int(t) for t in sample.track_ids if t >= 0]}
         keep = None
         if keep_dir is not None:

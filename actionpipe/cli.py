@@ -5,7 +5,10 @@ stdout carries results (``--json`` where offered), stderr carries progress and m
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -16,12 +19,30 @@ from .cli_video import classify, render_cmd
 from .errors import ActionpipeError
 
 
+@contextlib.contextmanager
+def _terminate_cleanly():
+    """SIGTERM (a plain ``kill``) unwinds like an error, so temporary outputs are removed."""
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class _Group(click.Group):
     """Turns ActionpipeError into one line on stderr and its exit code, never a traceback."""
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with _terminate_cleanly():
+                return super().invoke(ctx)
         except ActionpipeError as exc:
             console.stderr.print(f"actionpipe: error: {exc}", markup=False, highlight=False,
                                  soft_wrap=True)
@@ -37,6 +58,7 @@ class _Group(click.Group):
 def main(quiet: bool) -> None:
     """Turn videos into human-action class probabilities: frames, pose, ST-GCN."""
     console.set_quiet(quiet)
+    console.quiet_libraries()
 
 
 # Stage commands are registered below, one block per stage module, in pipeline order; classify and
@@ -54,6 +76,17 @@ def _check_range(start: float, end: float | None) -> None:
         raise UsageError(None, f"--end ({end:g}) must be after --start ({start:g})")
 
 
+def _pose_inputs(input_path: str) -> list[Path]:
+    """What ``pose`` reads: the video, or a frames folder's manifest and images (checked here, so
+    a bad manifest fails before the model loads)."""
+    from .extract import MANIFEST_NAME, FramesManifest
+
+    folder = Path(input_path)
+    if not folder.is_dir():
+        return [folder]
+    return [folder, folder / MANIFEST_NAME] + [folder / r.file for r in FramesManifest.load(folder).frames]
+
+
 @main.command("extract")
 @click.argument("video", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=str),
@@ -67,16 +100,16 @@ def _check_range(start: float, end: float | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def extract_cmd(video, output, fps, max_side, start, end, image_format, quality, as_json):
     """Decode a video into numbered images plus frames.json (for `pose` or any other tool)."""
-    import json
-
     from .extract import extract_frames
+    from .fileio import check_outputs, dumps
 
     _check_range(start, end)
+    check_outputs([output], [video], replaces_folder=True)
     m = extract_frames(video, output, fps=fps, max_side=max_side, start=start, end=end,
                        image_format=image_format, quality=quality)
     summary = {"output": output, "frames": len(m.frames), "fps": m.fps, "width": m.width, "height": m.height}
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(dumps(summary))
     console.info(f"{output}: {len(m.frames)} frames, {m.width}x{m.height} at {m.fps:g} fps")
 
 
@@ -104,15 +137,14 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, device, fps, start, end,
              max_people, pose_backend, pose_precision, as_json):
     """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
-    import json
-
-    from .fileio import atomic_path
+    from .fileio import atomic_path, check_outputs, dumps
     from .pose import WEIGHTS_SHA256, PoseEstimator
 
     if weights_sha256 and not weights:
         from .errors import UsageError
         raise UsageError(None, "--weights-sha256 needs --weights")
     _check_range(start, end)
+    check_outputs([output], _pose_inputs(input_path) + ([weights] if weights else []))
     # The temp file is claimed first so an unwritable output fails before the model runs.
     with atomic_path(output) as tmp:
         estimator = PoseEstimator(weights, imgsz=imgsz, conf=conf, batch=batch, device=device,
@@ -123,8 +155,8 @@ def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, de
     tracks = pose.track_ids()
     with_people = sum(1 for f in pose.frames if f.people)
     if as_json:
-        click.echo(json.dumps({"output": output, "frames": pose.num_frames, "frames_with_people": with_people,
-                               "track_ids": tracks, "fps": pose.fps, "width": pose.width, "height": pose.height}))
+        click.echo(dumps({"output": output, "frames": pose.num_frames, "frames_with_people": with_people,
+                          "track_ids": tracks, "fps": pose.fps, "width": pose.width, "height": pose.height}))
     console.info(f"{output}: {pose.num_frames} frames ({with_people} with people), "
                  f"{len(tracks)} track(s), {pose.width}x{pose.height} at {pose.fps:g} fps")
 
@@ -160,11 +192,12 @@ def _pack_spec(model: str | None, **overrides):
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate.")
 def pack(pose_file, output, model, **overrides):
     """Pack a pose file into an ST-GCN input array (N, C, T, V, M) in an .npz."""
+    from .errors import about
+    from .fileio import check_outputs
     from .pack import pack_people
     from .posefile import PoseFile
 
-    from .errors import about
-
+    check_outputs([output], [pose_file])
     spec = _pack_spec(model, **overrides)
     with about(pose_file):
         sample = pack_people(PoseFile.load(pose_file), spec)
@@ -182,18 +215,15 @@ def pack(pose_file, output, model, **overrides):
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
 def infer(samples, output, model, device, batch):
     """Run the ST-GCN on packed samples: softmax class probabilities."""
-    import json
-
-    from .fileio import write_json
+    from .fileio import check_outputs, write_json
     from .infer import infer_files
 
+    check_outputs([output], samples)
     card = card_from_option(model)
     doc = infer_files(samples, card, device, batch)
+    write_json(output or "-", doc)
     if output:
-        write_json(output, doc)
         console.info(f"{output}: {len(samples)} sample(s), model {card.name}")
-    else:
-        click.echo(json.dumps(doc))
 
 
 @main.command()
@@ -263,17 +293,20 @@ def models_cmd(as_json):
 def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps, video, label, label_index,
                 force, as_json):
     """Convert pose data between pose files, OpenPose JSON directories and Kinetics-skeleton JSON."""
-    import json
+    import os
 
-    from .convert import convert
+    from .convert import convert, openpose_files
+    from .fileio import check_outputs, dumps
 
+    inputs = [input_path] + ([p for _, p in openpose_files(input_path)] if os.path.isdir(input_path) else [])
+    check_outputs([output], inputs + ([video] if video else []), replaces_folder=to == "openpose")
     if video:
         from .video import probe
         info = probe(video)
         width, height, fps = width or info.width, height or info.height, fps or info.fps
     summary = convert(input_path, output, to, layout, width, height, fps, input_layout, label, label_index, force)
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(dumps(summary))
     console.info(f"{output}: {summary['input_format']} -> {to}, layout {summary['layout']}, "
                  f"{summary['frames']} frames, {summary['tracks']} track(s), "
                  f"{summary['width']}x{summary['height']} at {summary['fps']:g} fps")

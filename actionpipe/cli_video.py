@@ -48,7 +48,7 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False))  # unreadable: a failed video
 @model_option
 @device_option
 @click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes shown per video.")
@@ -73,14 +73,14 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
     Exit code 0 when every video got one of the first five, 1 when any failed (each failure is
     reported on stderr and in the JSON output, and the other videos still run).
     """
-    import json
     import os
 
     from rich.console import Console
 
     from .classify import ANSWERS, Classifier
-    from .jsonl import JsonlWriter, done_videos
     from .errors import UsageError
+    from .fileio import check_outputs, dumps
+    from .jsonl import JsonlWriter, done_videos
     from .report import render_table
     from .video import expand_videos
 
@@ -89,9 +89,13 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
     if skip_existing and jsonl_path in (None, "-"):
         raise UsageError(None, "--skip-existing needs --jsonl FILE (the results to resume)")
     _check_window(window_s, stride_s)
-    videos = expand_videos(inputs)
-    if not videos:
+    videos, unreadable = expand_videos(inputs)
+    for folder, why in unreadable:  # its videos cannot even be listed: a failure, said per folder
+        console.stderr.print(f"actionpipe: error: {folder}: cannot read folder ({why}); its videos are not "
+                             "classified", markup=False, soft_wrap=True)
+    if not videos and not unreadable:
         raise UsageError(None, f"no video files found in: {', '.join(inputs)}")
+    check_outputs([jsonl_path, keep_dir], videos)
     card = card_from_option(model)  # a bad --model fails before the JSONL file is touched
     writer = JsonlWriter(jsonl_path) if jsonl_path not in (None, "-") else None
     if writer and writer.repaired:
@@ -126,7 +130,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
                 if writer:
                     writer.write(d)
                 elif jsonl_path == "-":
-                    click.echo(json.dumps(d))
+                    click.echo(dumps(d))
                 elif not as_json and result.prediction is not None:
                     verdict = (f"{d['label']} {d['probability']:.2f}" if d.get("label") else
                                f"unknown action (closest: {d['closest']['class']} {d['closest']['probability']:.2f})")
@@ -140,10 +144,10 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         if writer:
             writer.close()
     if as_json:
-        click.echo(json.dumps({"model": card.name, "results": [r.to_dict(k) for r in results]}, indent=2))
+        click.echo(dumps({"model": card.name, "results": [r.to_dict(k) for r in results]}, indent=2))
     failed = sum(not r.ok for r in results)
     console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {card.name}")
-    if failed:
+    if failed or unreadable:
         sys.exit(1)
 
 
@@ -165,16 +169,15 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
 def render_cmd(video, output, pose_path, scores_path, model, device, k, save_scores, save_pose, imgsz, conf,
                fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, as_json):
     """Draw skeletons, boxes, current labels, class bars and a segment timeline onto VIDEO."""
-    import json
-
     from .errors import about
-    from .fileio import write_json
+    from .fileio import check_outputs, dumps, write_json
     from .posefile import PoseFile
     from .render import load_result, render_video
 
     from .video import probe
 
     _check_window(window_s, stride_s)
+    check_outputs([output, save_pose, save_scores], [p for p in (video, pose_path, scores_path) if p])
     probe(video)  # a missing or broken video fails before any model runs
     pose = PoseFile.load(pose_path) if pose_path else None
     result = load_result(scores_path, video) if scores_path else None
@@ -199,7 +202,7 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
     if save_scores:
         write_json(save_scores, result, indent=1)
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(dumps(summary))
     codec = ("H.264 (avc1)" if summary["codec"] == "avc1" else
              "MPEG-4 Part 2 (mp4v): this OpenCV build has no H.264 encoder")
     console.info(f"{output}: {summary['frames']} frames, {summary['width']}x{summary['height']} "

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import sys
+import warnings
 from typing import Iterator
 
 from rich.console import Console
@@ -36,3 +40,37 @@ def progress() -> Iterator[Progress]:
                    console=stderr, transient=True, disable=_quiet)
     with bar:
         yield bar
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the time of writing (a handler made at import keeps its stream)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter out of stdout and out of one-line errors: FFmpeg's and OpenCV's native
+    log lines (``moov atom not found``, ``[ WARN:0@...]``) and UserWarnings (torch's are attributed
+    to whichever module called it, so they are silenced by category, not by module).
+
+    Call it before the first video is opened: FFmpeg reads its log level once. A user who wants it
+    all back sets ``OPENCV_FFMPEG_LOGLEVEL`` / ``OPENCV_LOG_LEVEL`` and ``python -W`` / ``PYTHONWARNINGS``.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT") == "SILENT" and "cv2" in sys.modules:
+        # Already imported: it may have read its log level from the environment before this.
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    if not sys.warnoptions:
+        warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def logs_to_stderr(logger_name: str) -> None:
+    """Point a library logger's console handlers at stderr (ultralytics logs warnings to stdout)."""
+    for handler in logging.getLogger(logger_name).handlers:
+        if type(handler) is logging.StreamHandler and not isinstance(handler.stream, _Stderr):
+            handler.setStream(_Stderr())

@@ -22,17 +22,14 @@ write add ``track_id`` to each skeleton and ``width``, ``height``, ``fps`` at th
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ActionpipeError, about
-from .fileio import read_json, write_json
+from .fileio import atomic_dir, read_json, write_json
 from .layouts import convert_keypoints, get_layout
 from .posefile import FORMAT as POSE_FORMAT
 from .posefile import Person, PoseFile, PoseFrame
@@ -172,36 +169,12 @@ def read_openpose_dir(directory: str | Path, width: int, height: int, fps: float
                     {"path": str(directory), "format": "openpose"})
 
 
-class _AtomicDir:
-    """A temporary directory beside ``target``, renamed onto it on success (removed on failure)."""
-
-    def __init__(self, target: str | Path, overwrite: bool):
-        self.target = Path(target)
-        if self.target.exists() and not self.target.is_dir():
-            raise ActionpipeError(self.target, "exists and is not a directory")
-        if self.target.is_dir() and any(self.target.iterdir()) and not overwrite:
-            raise ActionpipeError(self.target, "directory exists and is not empty (pass --force to replace it)")
-        parent = self.target.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise ActionpipeError(self.target, f"cannot write: directory {parent} does not exist or is not writable")
-
-    def __enter__(self) -> Path:
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".part",
-                                         dir=self.target.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it owner-only
-        if self.target.exists():  # swap: the old directory goes only once the new one is complete
-            old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".old", dir=self.target.parent))
-            os.replace(self.target, old / "d")
-            os.replace(self.tmp, self.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.target)
+def _check_replaceable(target: Path, overwrite: bool) -> None:
+    """An OpenPose output folder may replace only an empty folder, or any with ``overwrite``."""
+    if target.exists() and not target.is_dir():
+        raise ActionpipeError(target, "exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise ActionpipeError(target, "directory exists and is not empty (pass --force to replace it)")
 
 
 def write_openpose_dir(pose: PoseFile, directory: str | Path, layout: str = "openpose18",
@@ -215,7 +188,8 @@ def write_openpose_dir(pose: PoseFile, directory: str | Path, layout: str = "ope
     pose = convert_pose_layout(pose, layout)
     stem = Path(str(pose.source.get("path") or directory)).stem or "video"
     empty: list[float] = []
-    with _AtomicDir(directory, overwrite) as tmp:
+    _check_replaceable(Path(directory), overwrite)
+    with atomic_dir(directory) as tmp:
         for frame in pose.frames:
             people = [{"person_id": [int(p.track_id)],
                        "pose_keypoints_2d": [round(float(v), 3) for v in p.keypoints.reshape(-1)],

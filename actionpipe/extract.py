@@ -14,10 +14,6 @@ The folder appears complete or not at all: it is written beside its final name a
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +22,7 @@ import cv2
 
 from . import console
 from .errors import ActionpipeError, UsageError
-from .fileio import read_json, write_json
+from .fileio import atomic_dir, check_keys, read_json, write_json
 from .video import Frame, VideoInfo, expected_frame_count, output_fps, output_size, probe, read_frames
 
 FORMAT = "actionpipe.frames"
@@ -34,6 +30,9 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "frames.json"
 IMAGE_FORMATS = ("jpg", "png")
 DEFAULT_JPEG_QUALITY = 95
+_KEYS = ("format", "format_version", "source", "fps", "width", "height", "image_format", "frames")
+_SOURCE_KEYS = ("path", "fps", "width", "height", "frame_count")
+_FRAME_KEYS = ("index", "source_index", "time_s", "file")
 
 
 @dataclass
@@ -69,16 +68,27 @@ class FramesManifest:
         if d.get("format_version") != FORMAT_VERSION:
             raise ActionpipeError(path, f"frames manifest format_version {d.get('format_version')!r} "
                                         f"is not supported (expected {FORMAT_VERSION})")
+        check_keys(d, _KEYS, path, "frames manifest")
         try:
             src = d["source"]
+            check_keys(src, _SOURCE_KEYS, path, "source")
             source = VideoInfo(str(src["path"]), float(src["fps"]), int(src["width"]),
                                int(src["height"]), int(src["frame_count"]))
-            frames = [FrameRecord(int(r["index"]), int(r["source_index"]), float(r["time_s"]),
-                                  str(r["file"])) for r in d["frames"]]
-            return cls(source, float(d["fps"]), int(d["width"]), int(d["height"]),
-                       str(d["image_format"]), frames)
-        except (KeyError, TypeError, ValueError) as exc:
+            frames = []
+            for r in d["frames"]:
+                check_keys(r, _FRAME_KEYS, path, "frame")
+                frames.append(FrameRecord(int(r["index"]), int(r["source_index"]), float(r["time_s"]),
+                                          _image_name(r["file"], path)))
+            manifest = cls(source, float(d["fps"]), int(d["width"]), int(d["height"]),
+                           str(d["image_format"]), frames)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ActionpipeError(path, f"not a valid frames manifest: {type(exc).__name__}: {exc}") from None
+        if not frames:
+            raise ActionpipeError(path, "the frames manifest lists no frames")
+        if min(source.width, source.height, manifest.width, manifest.height) <= 0 or not (
+                0 < source.fps < float("inf") and 0 < manifest.fps < float("inf")):
+            raise ActionpipeError(path, "frames manifest: sizes and rates must be positive")
+        return manifest
 
     @classmethod
     def load(cls, directory: str | Path) -> "FramesManifest":
@@ -91,6 +101,13 @@ class FramesManifest:
             raise ActionpipeError(directory, f"no {MANIFEST_NAME} in this folder "
                                              "(not written by `actionpipe extract`?)")
         return cls.from_dict(read_json(path, "frames manifest"), path)
+
+
+def _image_name(name: Any, path: str | Path | None) -> str:
+    """A frame's file name: a plain name inside the frames folder, never a path out of it."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ActionpipeError(path, f"frame file {name!r} is not a file name inside the frames folder")
+    return name
 
 
 def read_frames_dir(directory: str | Path) -> tuple[FramesManifest, Iterator[Frame]]:
@@ -130,30 +147,6 @@ def _check_replaceable(out_dir: Path) -> None:
                                        "refusing to replace it")
 
 
-@contextlib.contextmanager
-def _atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out_dir``; on success it replaces ``out_dir``."""
-    parent = out_dir.parent
-    if not parent.is_dir():
-        raise ActionpipeError(out_dir, f"cannot write: directory {parent} does not exist")
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=parent))
-    except OSError as exc:
-        raise ActionpipeError(out_dir, f"cannot write: {exc.strerror}") from None
-    try:
-        yield tmp
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
-            os.replace(out_dir, old / "x")
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def extract_frames(video: str | Path, out_dir: str | Path, *, fps: float | None = None,
                    max_side: int | None = None, start: float = 0.0, end: float | None = None,
                    image_format: str = "jpg", quality: int | None = None) -> FramesManifest:
@@ -168,7 +161,7 @@ def extract_frames(video: str | Path, out_dir: str | Path, *, fps: float | None 
     _check_replaceable(out_dir)
     width, height = output_size(info.width, info.height, max_side)
     records: list[FrameRecord] = []
-    with _atomic_dir(out_dir) as tmp, console.progress() as bar:
+    with atomic_dir(out_dir) as tmp, console.progress() as bar:
         task = bar.add_task(f"extract {Path(video).name}",
                             total=expected_frame_count(info, fps, start, end) or None)
         for frame in read_frames(video, fps=fps, max_side=max_side, start=start, end=end, info=info):

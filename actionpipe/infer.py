@@ -32,7 +32,7 @@ import numpy as np
 from .cards import ModelCard
 from .devices import resolve_device, use_cpu_threads
 from .errors import ActionpipeError
-from .fileio import read_json
+from .fileio import check_keys, read_json
 from .layouts import get_layout
 from .openset import OpenSet, card_temperature, softmax, temper
 from .pack import Sample, fit_length
@@ -207,8 +207,13 @@ class Predictor:
         out = []
         if window is None:
             window, stride = self.window, stride or self.stride
-        for w in run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
-                             self.device, self.batch_size):
+        for w, sample, source in zip(run_windows(self.model, samples, window, stride or window or 1,
+                                                 self.card.preprocessing.pad, self.device, self.batch_size),
+                                     samples, sources):
+            if not np.isfinite(w.logits).all():  # e.g. data far outside the normalised range
+                raise ActionpipeError(source, f"the model's output is not finite (data values up to "
+                                              f"{float(np.abs(sample.data).max()):.3g}: not keypoints "
+                                              "packed by `actionpipe pack`?)")
             wp = temper(softmax(w.logits), self.temperature).astype(np.float32)
             out.append(Prediction(self.combine(w.logits, w.motion), wp, w.times, w.logits, w.features.mean(0),
                                   window_motion=w.motion))
@@ -264,15 +269,19 @@ def load_scores(path: str | Path) -> dict[str, Any]:
         raise ActionpipeError(path, f"not a scores file (missing \"format\": \"{FORMAT}\")")
     if doc.get("format_version") != FORMAT_VERSION:
         raise ActionpipeError(path, f"scores format_version {doc.get('format_version')!r} is not supported")
+    check_keys(doc, ("format", "format_version", "model", "classes", "items"), path, "scores file")
     classes, items = doc.get("classes"), doc.get("items")
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise ActionpipeError(path, "\"classes\" must be a list of class names")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise ActionpipeError(path, "\"classes\" must be a non-empty list of class names")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ActionpipeError(path, "\"items\" must be a list of objects")
     for item in items:
+        check_keys(item, ("source", "probabilities", "open_set_score", "rejected", "windows"), path, "item")
+        if not isinstance(item.get("source"), str):
+            raise ActionpipeError(path, "every item needs a \"source\" (the sample's name)")
         probs = item.get("probabilities")
         if (not isinstance(probs, list) or len(probs) != len(classes)
-                or not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in probs)):
+                or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 for p in probs)):
             raise ActionpipeError(path, f"item {item.get('source')!r}: \"probabilities\" must be "
-                                        f"{len(classes)} numbers, one per class")
+                                        f"{len(classes)} numbers between 0 and 1, one per class")
     return doc

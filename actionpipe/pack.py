@@ -19,6 +19,10 @@ width, height, source and the pack settings.
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ActionpipeError
-from .fileio import save_npz
+from .fileio import check_keys, parse_json, save_npz
 from .layouts import convert_keypoints, get_layout
 from .posefile import PoseFile, PoseFrame
 
@@ -34,6 +38,12 @@ FORMAT_VERSION = 1
 RANKINGS = ("confidence", "area", "prominence")
 NORMALIZATIONS = ("frame", "body")
 PADDINGS = ("loop", "zero")
+MAX_RESAMPLED_FRAMES = 10_000_000  # over 7 days at 15 fps
+
+
+def _is_number(value: Any, whole: bool = False) -> bool:
+    kind = numbers.Integral if whole else numbers.Real
+    return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -60,13 +70,20 @@ class PackSpec:
                                      (self.rank, RANKINGS, "rank"), (self.pad, PADDINGS, "pad")):
             if value not in allowed:
                 raise ActionpipeError(None, f"unknown {what} {value!r} (expected one of {', '.join(allowed)})")
-        if self.max_people < 1:
-            raise ActionpipeError(None, f"max_people must be at least 1, got {self.max_people}")
+        if not _is_number(self.max_people, whole=True) or self.max_people < 1:
+            raise ActionpipeError(None, f"max_people must be a whole number >= 1, got {self.max_people!r}")
+        if self.frames is not None and (not _is_number(self.frames, whole=True) or self.frames < 1):
+            raise ActionpipeError(None, f"frames must be a whole number >= 1 or null, got {self.frames!r}")
+        if self.fps is not None and (not _is_number(self.fps) or self.fps <= 0):
+            raise ActionpipeError(None, f"fps must be a positive number or null, got {self.fps!r}")
+        if not _is_number(self.min_confidence) or not 0 <= self.min_confidence <= 1:
+            raise ActionpipeError(None, f"min_confidence must be between 0 and 1, got {self.min_confidence!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PackSpec":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """From a card's or config's ``preprocessing``; an unknown key is an error, not ignored."""
+        check_keys(d, cls.__dataclass_fields__, None, "preprocessing")
+        return cls(**d)
 
 
 @dataclass
@@ -123,6 +140,9 @@ def resample_time(times: np.ndarray, fps: float) -> np.ndarray:
     """Indices into ``times`` of the frames nearest to a regular grid at ``fps`` (never repeated)."""
     if len(times) == 0:
         return np.zeros(0, dtype=np.int64)
+    if (times[-1] - times[0]) * fps > MAX_RESAMPLED_FRAMES:  # the grid would not fit in memory
+        raise ActionpipeError(None, f"frame times span {times[-1] - times[0]:g} s, too long to resample "
+                                    f"to {fps:g} fps (time_s must be seconds)")
     grid = np.arange(times[0], times[-1] + 1e-9, 1.0 / fps)
     idx = np.clip(np.searchsorted(times, grid), 0, len(times) - 1)
     prev = np.clip(idx - 1, 0, len(times) - 1)
@@ -216,7 +236,8 @@ class Sample:
 
     @classmethod
     def load(cls, path: str | Path) -> "Sample":
-        """Read and validate a sample npz."""
+        """Read and validate a sample npz: one clip (N = 1) of x, y, confidence (C = 3), at least one
+        frame, joint and person slot, finite numbers (cast to float32)."""
         path = Path(path)
         if not path.is_file():
             raise ActionpipeError(path, "sample file not found")
@@ -225,17 +246,53 @@ class Sample:
                 raise ActionpipeError(path, "not an .npz sample (a pose file? `actionpipe pack` it first)")
         try:
             with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                sample = cls(z["data"], z["track_ids"], z["frame_indices"], z["times"], meta)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise ActionpipeError(path, f"not a valid sample file: {exc}") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ActionpipeError(path, f"sample format_version {meta.get('format_version')!r} is not supported")
-        if sample.data.ndim != 5 or sample.data.shape[1] != 3:
-            raise ActionpipeError(path, f"data has shape {sample.data.shape}, expected (1, 3, T, V, M)")
-        if not np.isfinite(sample.data).all():
-            raise ActionpipeError(path, "data contains NaN or infinity")
-        return sample
+                check_keys(dict.fromkeys(z.files), _ARRAYS, path, "sample arrays")
+                arrays = {name: z[name] for name in _ARRAYS}
+            meta = parse_json(str(arrays.pop("meta")))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ActionpipeError(path, f"not a valid sample file: {type(exc).__name__}: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+            version = meta.get("format_version") if isinstance(meta, dict) else None
+            raise ActionpipeError(path, f"sample format_version {version!r} is not supported")
+        check_keys(meta, _META_KEYS, path, "sample meta")
+        return cls(*_checked_arrays(path, **arrays), meta)
+
+
+_ARRAYS = ("data", "track_ids", "frame_indices", "times", "meta")
+_META_KEYS = ("format_version", "layout", "normalization", "fps", "width", "height", "source",
+              "people_found", "pack")
+
+
+def _check_dtype(path: Path, array: np.ndarray, what: str, integer: bool = False) -> None:
+    if array.dtype.kind not in ("iub" if integer else "iubf"):
+        raise ActionpipeError(path, f"{what} has dtype {array.dtype}: expected {'integers' if integer else 'numbers'}")
+
+
+def _checked_arrays(path: Path, data: np.ndarray, track_ids: np.ndarray, frame_indices: np.ndarray,
+                    times: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A sample file's arrays, shapes and types checked against each other (see :meth:`Sample.load`)."""
+    _check_dtype(path, data, "data")
+    if data.ndim != 5 or data.shape[1] != 3:
+        raise ActionpipeError(path, f"data has shape {data.shape}, expected (1, 3, T, V, M)")
+    n, _, t, v, m = data.shape
+    if n != 1:
+        raise ActionpipeError(path, f"data holds {n} clips (N = {n}); a sample file holds one (N = 1)")
+    for size, what in ((t, "no frames (T = 0)"), (v, "no joints (V = 0)"), (m, "no person slots (M = 0)")):
+        if size == 0:
+            raise ActionpipeError(path, f"data has {what}")
+    with np.errstate(over="ignore"):
+        data = data.astype(np.float32)
+    if not np.isfinite(data).all():
+        raise ActionpipeError(path, "data contains NaN or infinity (or numbers beyond float32)")
+    for array, what, shape, integer in ((track_ids, "track_ids", (m,), True),
+                                        (frame_indices, "frame_indices", (t,), True), (times, "times", (t,), False)):
+        _check_dtype(path, array, what, integer)
+        if array.shape != shape:
+            raise ActionpipeError(path, f"{what} has shape {array.shape}, expected {shape} for data {data.shape}")
+    times = times.astype(np.float64)
+    if not np.isfinite(times).all():
+        raise ActionpipeError(path, "times contains NaN or infinity")
+    return data, track_ids.astype(np.int64), frame_indices.astype(np.int64), times
 
 
 def pack_people(pose: PoseFile, spec: PackSpec) -> Sample:

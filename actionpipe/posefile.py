@@ -27,11 +27,15 @@ from typing import Any
 import numpy as np
 
 from .errors import ActionpipeError
-from .fileio import read_json, write_json
+from .fileio import check_keys, read_json, write_json
 from .layouts import get_layout
 
 FORMAT = "actionpipe.pose"
 FORMAT_VERSION = 1
+_KEYS = ("format", "format_version", "layout", "joints", "width", "height", "fps", "source", "backend",
+         "weights_sha256", "frames")
+_FRAME_KEYS = ("index", "time_s", "people")
+_PERSON_KEYS = ("track_id", "score", "box", "keypoints")
 
 
 @dataclass
@@ -108,19 +112,24 @@ class PoseFile:
         if d.get("format_version") != FORMAT_VERSION:
             raise bad(f"format_version {d.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
         try:
+            check_keys(d, _KEYS, None, "pose file")
             layout = get_layout(d["layout"])
             num_joints = layout.num_joints
             frames = []
             for fd in d["frames"]:
+                check_keys(fd, _FRAME_KEYS, None, "frame")
                 people = []
                 for pd in fd["people"]:
+                    check_keys(pd, _PERSON_KEYS, None, f"frame {fd['index']}: person")
                     kp = np.asarray(pd["keypoints"], dtype=np.float32)
                     if kp.shape != (num_joints, 3):
                         raise bad(f"frame {fd['index']}: keypoints of shape {kp.shape}, "
                                   f"layout {layout.name} needs ({num_joints}, 3)")
-                    if not np.isfinite(kp).all():
-                        raise bad(f"frame {fd['index']}: keypoints contain NaN or infinity")
                     box = np.asarray(pd.get("box", [0, 0, 0, 0]), dtype=np.float32)
+                    if box.shape != (4,):
+                        raise bad(f"frame {fd['index']}: box of shape {box.shape}, needs 4 numbers")
+                    if not (np.isfinite(kp).all() and np.isfinite(box).all()):
+                        raise bad(f"frame {fd['index']}: keypoints or box contain NaN or infinity")
                     people.append(Person(int(pd["track_id"]), float(pd.get("score", 1.0)), box, kp))
                 frames.append(PoseFrame(int(fd["index"]), float(fd["time_s"]), people))
             width, height, fps = int(d["width"]), int(d["height"]), float(d["fps"])
@@ -128,10 +137,15 @@ class PoseFile:
             if exc.path is None:
                 raise bad(exc.problem) from None
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise bad(f"{type(exc).__name__}: {exc}") from None
         if width <= 0 or height <= 0 or not math.isfinite(fps) or fps <= 0:
             raise bad(f"width/height/fps must be positive (got {width}, {height}, {fps})")
+        times = [f.time_s for f in frames]
+        if any(not math.isfinite(t) for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+            raise bad("frame times (time_s) must increase from frame to frame")
+        if not all(isinstance(d.get(k) or {}, dict) for k in ("source", "backend")):
+            raise bad("\"source\" and \"backend\" must be objects")
         return cls(layout.name, width, height, fps, frames, d.get("source") or {},
                    d.get("backend") or {}, d.get("weights_sha256"))
 

@@ -13,7 +13,6 @@ audio is not copied. Memory stays one frame whatever the length; the file appear
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 
 from . import console
 from .errors import ActionpipeError
-from .fileio import atomic_path
+from .fileio import atomic_path, parse_json
 from .layouts import get_layout
 from .posefile import Person, PoseFile, PoseFrame
 from .timeline import window_at
@@ -70,16 +69,17 @@ def load_result(path: str | Path, video: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ActionpipeError(path, "scores file not found")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
     try:
-        doc = json.loads(text)
+        doc = parse_json(data)
         results = doc.get("results", [doc]) if isinstance(doc, dict) else []
-    except json.JSONDecodeError:
+    except ValueError:
         try:
-            results = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
+            results = [parse_json(line) for line in data.splitlines() if line.strip()]
+        except ValueError as exc:
             raise ActionpipeError(path, f"not classify JSON or JSONL output: {exc}") from None
-    results = [r for r in results if isinstance(r, dict) and "status" in r and "video" in r]
+    results = [r for r in (results if isinstance(results, list) else [])
+               if isinstance(r, dict) and isinstance(r.get("status"), str) and isinstance(r.get("video"), str)]
     if not results:
         raise ActionpipeError(path, "holds no classify result (make one with `classify VIDEO --json`)")
     # The same file first (results of a folder may share file names), else the same file name.
@@ -227,25 +227,21 @@ def render_video(video: str | Path, output: str | Path, pose: PoseFile, result: 
         raise ActionpipeError(video, "the pose file has no frames")
     overlay = Overlay(pose, result, info.width, info.height, info.frame_count / info.fps)
     frames = 0
-    with atomic_path(output) as tmp:
-        # OpenCV picks the container from the extension: write under the real one, then move.
-        video_tmp = tmp.with_name(tmp.name + Path(output).suffix)
-        try:
-            writer, codec = open_video_writer(video_tmp, info.fps, (info.width, info.height))
-            j = 0
-            with console.progress() as bar:
-                task = bar.add_task(f"render {Path(output).name}", total=expected_frame_count(info) or None)
-                for frame in read_frames(video, info=info):
-                    while j + 1 < pose.num_frames and pose.frames[j + 1].time_s <= frame.time_s:
-                        j += 1
-                    nearest = _nearest(pose, j, frame.time_s)
-                    overlay.draw(frame.image, frame.time_s, nearest.people if nearest else [])
-                    writer.write(frame.image)
-                    frames += 1
-                    bar.advance(task)
-            writer.release()
-            os.replace(video_tmp, tmp)
-        finally:
-            video_tmp.unlink(missing_ok=True)
+    # OpenCV picks the container from the extension: the temporary name keeps the output's
+    # (MP4 for stdout, /dev/null and other names without one).
+    with atomic_path(output, suffix=Path(output).suffix or ".mp4") as tmp:
+        writer, codec = open_video_writer(tmp, info.fps, (info.width, info.height))
+        j = 0
+        with console.progress() as bar:
+            task = bar.add_task(f"render {Path(output).name}", total=expected_frame_count(info) or None)
+            for frame in read_frames(video, info=info):
+                while j + 1 < pose.num_frames and pose.frames[j + 1].time_s <= frame.time_s:
+                    j += 1
+                nearest = _nearest(pose, j, frame.time_s)
+                overlay.draw(frame.image, frame.time_s, nearest.people if nearest else [])
+                writer.write(frame.image)
+                frames += 1
+                bar.advance(task)
+        writer.release()
     return {"output": str(output), "frames": frames, "codec": codec, "fps": info.fps,
             "width": info.width, "height": info.height}

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any, Sequence
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from .fileio import dumps
 
 FORMATS = ("table", "json", "csv")
 
@@ -41,13 +43,15 @@ def _bar(p: float, width: int = 24) -> str:
 def render_table(rows: list[dict[str, Any]], console: Console) -> None:
     """One rich table per item: rank, class, probability and a bar."""
     for row in rows:
-        table = Table(title=str(row["source"]) or None, title_justify="left", show_edge=False)
+        # Text, not str: names from a file must never be read as rich markup ("[/x]" would raise).
+        table = Table(title=Text(str(row["source"])) if row["source"] else None, title_justify="left",
+                      show_edge=False)
         table.add_column("#", justify="right", style="dim")
         table.add_column("class", style="bold")
         table.add_column("probability", justify="right")
         table.add_column("", no_wrap=True)
         for rank, entry in enumerate(row["top"], 1):
-            table.add_row(str(rank), entry["class"], f"{entry['probability']:.3f}",
+            table.add_row(str(rank), Text(entry["class"]), f"{entry['probability']:.3f}",
                           _bar(entry["probability"]))
         console.print(table)
 
@@ -67,7 +71,7 @@ def render(doc: dict[str, Any], fmt: str = "table", k: int = 5, console: Console
     """Format a scores document; returns text for json/csv, prints the table to ``console``."""
     rows = summarize(doc, k)
     if fmt == "json":
-        return json.dumps({"model": doc.get("model"), "items": rows}, indent=2)
+        return dumps({"model": doc.get("model"), "items": rows}, indent=2)
     if fmt == "csv":
         return render_csv(rows)
     render_table(rows, console or Console())

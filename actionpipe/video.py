@@ -7,6 +7,7 @@ the video's length.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -45,9 +46,13 @@ def probe(path: str | Path) -> VideoInfo:
     """Open a video and read its properties, or raise a one-line error naming the file."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise ActionpipeError(path, f"file not found (a dangling symbolic link to {os.readlink(path)})")
         raise ActionpipeError(path, "file not found")
     if path.is_dir():
         raise ActionpipeError(path, "is a directory, not a video")
+    if not os.access(path, os.R_OK):
+        raise ActionpipeError(path, "cannot read: permission denied")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -131,7 +136,10 @@ def read_frames(path: str | Path, fps: float | None = None, max_side: int | None
     finally:
         cap.release()
     if emitted == 0:
-        where = "" if (start == 0 and end is None) else f" between {start}s and {end}s"
+        duration = info.frame_count / info.fps
+        if start and info.frame_count and start >= duration:
+            raise ActionpipeError(path, f"nothing to decode from {start:g} s: the video is {duration:.1f} s long")
+        where = "" if (start == 0 and end is None) else f" from {start:g} s" + (f" to {end:g} s" if end else "")
         raise ActionpipeError(path, f"no decodable frames{where} (empty, truncated or corrupt video?)")
 
 
@@ -139,12 +147,31 @@ def is_video_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def expand_videos(inputs: list[str | Path]) -> list[Path]:
-    """Expand folders (recursively) to the video files in them, sorted; files pass through."""
-    out: list[Path] = []
+def expand_videos(inputs: list[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand folders (recursively, symlinked folders once) to the video files in them, sorted;
+    files pass through. Returns the videos and the folders that could not be read, with why.
+
+    A dangling symlink with a video's name is kept: it then fails as a missing video, so a batch
+    never drops it without a word.
+    """
+    videos: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
+    seen: set[str] = set()
     for item in map(Path, inputs):
-        if item.is_dir():
-            out.extend(sorted(p for p in item.rglob("*") if is_video_file(p)))
-        else:
-            out.append(item)
-    return out
+        if not item.is_dir():
+            videos.append(item)
+            continue
+        found = []
+        for root, dirs, files in os.walk(item, followlinks=True,
+                                         onerror=lambda e: unreadable.append((Path(e.filename), e.strerror))):
+            real = os.path.realpath(root)
+            if real in seen:  # a symlink loop, or a folder reached twice
+                dirs.clear()
+                continue
+            seen.add(real)
+            for name in files:
+                p = Path(root, name)
+                if is_video_file(p) or (p.suffix.lower() in VIDEO_SUFFIXES and p.is_symlink() and not p.exists()):
+                    found.append(p)
+        videos.extend(sorted(found))
+    return videos, unreadable
