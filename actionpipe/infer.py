@@ -207,17 +207,20 @@ class Predictor:
         out = []
         if window is None:
             window, stride = self.window, stride or self.stride
-        for w, sample, source in zip(run_windows(self.model, samples, window, stride or window or 1,
-                                                 self.card.preprocessing.pad, self.device, self.batch_size),
-                                     samples, sources):
-            if not np.isfinite(w.logits).all():  # e.g. data far outside the normalised range
+        with np.errstate(over="ignore", invalid="ignore"):  # garbage input is caught below, in one line
+            for w in run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
+                                 self.device, self.batch_size):
+                wp = temper(softmax(w.logits), self.temperature).astype(np.float32)
+                out.append(Prediction(self.combine(w.logits, w.motion), wp, w.times, w.logits, w.features.mean(0),
+                                      window_motion=w.motion))
+            out = self.judge(out)
+        for pred, sample, source in zip(out, samples, sources):
+            scores = (pred.probabilities, pred.window_probabilities, pred.open_set_score or 0.0)
+            if not all(np.isfinite(v).all() for v in scores):  # e.g. data far outside the normalised range
                 raise ActionpipeError(source, f"the model's output is not finite (data values up to "
                                               f"{float(np.abs(sample.data).max()):.3g}: not keypoints "
                                               "packed by `actionpipe pack`?)")
-            wp = temper(softmax(w.logits), self.temperature).astype(np.float32)
-            out.append(Prediction(self.combine(w.logits, w.motion), wp, w.times, w.logits, w.features.mean(0),
-                                  window_motion=w.motion))
-        return self.judge(out)
+        return out
 
     def combine(self, window_logits: np.ndarray, window_motion: np.ndarray, method: str | None = None) -> np.ndarray:
         """A sample's probabilities from its windows: their softmax combined by ``method`` (default:
