@@ -46,6 +46,7 @@ from .fileio import write_json
 from .infer import WINDOW_AGGREGATES, Prediction, Predictor, prediction_item, scores_document
 from .pack import pack_people, pack_track
 from .report import ranked, top_k
+from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
 from .timeline import Timeline, aggregate
 from .prefetch import decode_ahead, decode_serial
 from .video import expected_frame_count, output_fps
@@ -187,7 +188,8 @@ class Classifier:
 
     Pose settings default to the card's ``pose`` section (the settings its accuracy was measured
     with; ``pose.precision`` too), then to the pose stage's defaults; the pose runs at the model's
-    frame rate. ``pose_backend``: see :class:`~actionpipe.pose.PoseEstimator`.
+    frame rate. ``pose_backend``: see :class:`~actionpipe.pose.PoseEstimator`; ``speed``: a
+    profile of :mod:`actionpipe.speed` (``fast``: pose at half the rate, interpolated).
     ``load_pose=False`` skips the pose model for callers that only use :meth:`classify_pose`.
     ``reject=False`` never answers ``unknown``; the ``min_*`` settings are the degenerate-case
     limits (see the module docstring).
@@ -200,7 +202,7 @@ class Classifier:
                  min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True,
                  reject: bool = True, min_person_s: float = MIN_PERSON_S,
                  min_keypoint_confidence: float = MIN_KEYPOINT_CONFIDENCE, pose_backend: str = DEFAULT_POSE_BACKEND,
-                 pose_precision: str | None = None):
+                 pose_precision: str | None = None, speed: str = DEFAULT_SPEED):
         from .pose import PoseEstimator
 
         if aggregate is not None and aggregate not in VIDEO_AGGREGATES:
@@ -221,6 +223,11 @@ class Classifier:
         self.window_s, self.stride_s = window_s, (stride_s or (window_s / 2 if window_s else None))
         self.aggregate, self.per_person, self.min_track_s = aggregate, per_person, min_track_s
         self.prefetch = prefetch
+        if speed not in SPEEDS:
+            raise ActionpipeError(None, f"unknown speed {speed!r} (expected one of {', '.join(SPEEDS)})")
+        if speed != DEFAULT_SPEED and not self.fps:
+            raise ActionpipeError(None, f"speed {speed} needs a frame rate (--fps, or the model card's)")
+        self.speed = speed
 
     def use_model_windows(self) -> None:
         """Timeline windows of the card's own window and stride (2 s / 1 s when it has none)."""
@@ -248,14 +255,17 @@ class Classifier:
                       names: list[str] | None = None) -> Iterator[VideoResult]:
         decode = decode_ahead if self.prefetch else decode_serial
         names = names or keep_names(videos)
-        for (video, info, frames), name in zip(decode(videos, self.fps, self.pose.imgsz), names):
+        # fast: pose on every second frame, the others interpolated (no model rate: every frame).
+        pose_fps = self.fps / SPEEDS[self.speed] if self.fps else None
+        for (video, info, frames), name in zip(decode(videos, pose_fps, self.pose.imgsz), names):
             start = time.perf_counter()
             try:
                 if isinstance(info, BaseException):
                     raise info
                 pose = self.pose.estimate(frames, width=info.width, height=info.height,
-                                          fps=output_fps(info, self.fps), source=info.to_dict(),
-                                          total=expected_frame_count(info, self.fps))
+                                          fps=output_fps(info, pose_fps), source=info.to_dict(),
+                                          total=expected_frame_count(info, pose_fps))
+                pose = interpolate_pose(pose, output_fps(info, self.fps))
                 result = self.classify_pose(pose, video, keep_dir, name)
             except ActionpipeError as exc:
                 if not keep_going:

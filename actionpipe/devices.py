@@ -45,12 +45,16 @@ def resolve_pose_backend(backend: str, device: str) -> str:
     return backend
 
 
+# As the user set it: importing ultralytics sets OMP_NUM_THREADS=1 when it is unset.
+_USER_OMP_THREADS = os.environ.get("OMP_NUM_THREADS")
+
+
 def cpu_threads() -> int:
-    """Threads for CPU inference: ``$OMP_NUM_THREADS`` when set (e.g. one per process when
-    sharding), else every core this process may run on."""
+    """Threads for CPU inference: ``$OMP_NUM_THREADS`` when the user set it (e.g. one per process
+    when sharding), else every core this process may run on."""
     try:
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    except (KeyError, ValueError):
+        return max(1, int(_USER_OMP_THREADS))
+    except (TypeError, ValueError):
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
