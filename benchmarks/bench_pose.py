@@ -2,10 +2,12 @@
 """Decode and pose throughput on samples/demo.mp4; prints a table (frames per second).
 
 decode: sequential grab/retrieve of every frame, at full size and shrunk for the model.
-pose: YOLO11n-pose + tracking on frames decoded beforehand (model time only), for each imgsz and
-batch size, after one warm-up batch; end-to-end: `PoseEstimator.estimate_path` on the video.
+pose: YOLO11n-pose + tracking on frames decoded beforehand (model time only), for each imgsz,
+batch size and backend (torch; OpenVINO fp32 and bf16 on the CPU), after one warm-up batch; the
+backends run the same frames one after the other, each best of --rounds, so their ratios hold on
+a machine shared with other jobs. end-to-end: `PoseEstimator.estimate_path` on the video (auto backend).
 
-    python benchmarks/bench_pose.py [--video PATH] [--frames N] [--device auto]
+    python benchmarks/bench_pose.py [--video PATH] [--frames N] [--device auto] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 
 from actionpipe import console
+from actionpipe.devices import cpu_threads
 from actionpipe.pose import PoseEstimator
 from actionpipe.video import read_frames
 
@@ -32,28 +35,38 @@ def main() -> None:
     parser.add_argument("--video", default=str(REPO / "samples" / "demo.mp4"))
     parser.add_argument("--frames", type=int, default=96, help="frames per pose measurement")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     console.set_quiet(True)
-    print(f"video {args.video}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'stage':<34}{'frames':>8}{'fps':>9}")
+    print(f"video {args.video}; torch {torch.__version__}, {cpu_threads()} threads, {os.cpu_count()} CPUs")
+    print(f"{'stage':<38}{'frames':>8}{'fps':>9}{'vs torch':>9}")
     for max_side in (None, 320, 640):
         t0 = time.perf_counter()
         n = sum(1 for _ in read_frames(args.video, max_side=max_side))
         label = f"decode {'full size' if max_side is None else f'max-side {max_side}'}"
-        print(f"{label:<34}{n:>8}{rate(n, time.perf_counter() - t0)}")
+        print(f"{label:<38}{n:>8}{rate(n, time.perf_counter() - t0)}")
     for imgsz in (320, 640):
         frames = [f for f, _ in zip(read_frames(args.video, max_side=imgsz), range(args.frames))]
         for batch in (1, 8):
-            est = PoseEstimator(imgsz=imgsz, batch=batch, device=args.device)
-            est.detect([f.image for f in frames[:batch]])  # warm-up: model load, first-call setup
-            t0 = time.perf_counter()
-            n = sum(1 for _ in est.track(frames, 1768, 994, 30.0))
-            print(f"{f'pose imgsz {imgsz} batch {batch} ({est.device})':<34}{n:>8}"
-                  f"{rate(n, time.perf_counter() - t0)}")
+            variants = {"torch": PoseEstimator(imgsz=imgsz, batch=batch, device=args.device, backend="torch")}
+            if variants["torch"].device == "cpu":
+                for precision in ("fp32", "bf16"):
+                    variants[f"openvino {precision}"] = PoseEstimator(imgsz=imgsz, batch=batch, device="cpu",
+                                                                      backend="openvino", precision=precision)
+            best = {}
+            for est in variants.values():
+                est.detect([f.image for f in frames[:batch]])  # warm-up: model load, first-call setup
+            for _ in range(args.rounds):
+                for name, est in variants.items():
+                    t0 = time.perf_counter()
+                    n = sum(1 for _ in est.track(frames, 1768, 994, 30.0))
+                    best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+            for name, seconds in best.items():
+                print(f"{f'pose imgsz {imgsz} batch {batch} {name}':<38}{len(frames):>8}"
+                      f"{rate(len(frames), seconds)}{best['torch'] / seconds:>8.2f}x")
         t0 = time.perf_counter()
         pose = est.estimate_path(args.video)
-        print(f"{f'end-to-end imgsz {imgsz} batch 8':<34}{pose.num_frames:>8}"
+        print(f"{f'end-to-end imgsz {imgsz} batch 8':<38}{pose.num_frames:>8}"
               f"{rate(pose.num_frames, time.perf_counter() - t0)}")
 
 
