@@ -92,6 +92,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         raise UsageError(None, "--json and --jsonl - both write to stdout: pick one")
     if skip_existing and jsonl_path in (None, "-"):
         raise UsageError(None, "--skip-existing needs --jsonl FILE (the results to resume)")
+    if keep_dir == "-":
+        raise UsageError(None, "--keep needs a folder, not '-' (stdout)")
     _check_window(window_s, stride_s)
     videos, unreadable = expand_videos(inputs)
     for folder, why in unreadable:  # its videos cannot even be listed: a failure, said per folder

@@ -54,8 +54,8 @@ class _Stderr:
 
 def quiet_libraries() -> None:
     """Keep library chatter out of stdout and out of one-line errors: FFmpeg's and OpenCV's native
-    log lines (``moov atom not found``, ``[ WARN:0@...]``) and UserWarnings (torch's are attributed
-    to whichever module called it, so they are silenced by category, not by module).
+    log lines (``moov atom not found``, ``[ WARN:0@...]``) and Python warnings (torch's UserWarnings,
+    numpy's overflow RuntimeWarnings on garbage input, which is then refused in one line anyway).
 
     Call it before the first video is opened: FFmpeg reads its log level once. A user who wants it
     all back sets ``OPENCV_FFMPEG_LOGLEVEL`` / ``OPENCV_LOG_LEVEL`` and ``python -W`` / ``PYTHONWARNINGS``.
@@ -66,7 +66,7 @@ def quiet_libraries() -> None:
         cv2 = sys.modules["cv2"]
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if not sys.warnoptions:
-        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.simplefilter("ignore")
 
 
 def logs_to_stderr(logger_name: str) -> None:

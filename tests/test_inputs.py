@@ -64,13 +64,14 @@ def test_stdout_is_json_lines_and_an_error_is_one_line(work, short_clip, tmp_pat
     assert errors == [f"actionpipe: error: {broken}: not a readable video (OpenCV could not open it)"], r.stderr
 
 
-def test_user_warnings_are_silenced():
+def test_library_warnings_are_silenced():
     import torch
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         console.quiet_libraries()
         torch.nn.functional.softmax(torch.ones(2, 2))  # torch's "implicit dimension" UserWarning
+        np.asarray([1e308], dtype=np.float32)           # numpy's "overflow encountered in cast"
     assert caught == []
 
 
