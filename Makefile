@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := samples/demo.mp4
 
-.PHONY: install samples demo test bench model model-general clean
+.PHONY: install samples demo test wheel-test bench model model-general clean
 
 install: $(STAMP) $(SAMPLE)
 
@@ -27,6 +27,12 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Builds the wheel, installs it into a fresh venv (seeded with .venv's third-party packages;
+# WHEEL_TEST_FULL=1 installs them from the index instead) and classifies samples/squat.mp4 from
+# outside the checkout: the wheel carries the code and the models (about 40 s).
+wheel-test: install
+	PYTHON=$(PYTHON) bash .ci/wheel-test
 
 bench: install
 	$(BIN)/python benchmarks/bench_pose.py

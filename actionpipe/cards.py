@@ -14,10 +14,12 @@ Card (JSON, ``format_version`` 1)::
      "metrics": [...], "training": {...}, "data": {...}}         # free-form documentation
 
 ``--model`` takes a card name (looked up in ``$ACTIONPIPE_MODELS`` folders, then the shipped
-``models/``) or a directory holding a card.json.
+models) or a directory holding a card.json. The shipped models are the repository's ``models/``,
+installed as the package data ``actionpipe.models`` (in a wheel and in an editable install alike).
 """
 from __future__ import annotations
 
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,8 @@ from .fileio import check_keys, read_json, sha256_file
 from .pack import PackSpec
 
 FORMAT_VERSION = 1
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+# A real folder: pip installs packages unpacked (weights are read with torch.load, cards by path).
+SHIPPED_MODELS = Path(str(importlib.resources.files("actionpipe.models")))
 DEFAULT_MODEL = "penn-action-stgcn"
 POSE_KEYS = ("imgsz", "conf", "fps", "precision")  # the pose settings a card's accuracy was measured with
 
