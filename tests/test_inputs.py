@@ -77,13 +77,10 @@ def test_library_warnings_are_silenced():
 
 # --- 7. non-finite numbers --------------------------------------------------------------------------
 
-def test_huge_input_data_is_an_error_not_nan_probabilities(tmp_path, run_cli):
-    from actionpipe.cards import default_card
-
-    card = default_card()  # its motion-weighted windows turn data * 1e30 into NaN
-    sample = pack_people(moving_pose(40), card.preprocessing)
-    path = save_arrays(tmp_path / "huge.npz", sample, data=sample.data * 1e30)
-    r = run_cli("infer", path, "--device", "cpu", "-o", tmp_path / "scores.json")
+def test_huge_input_data_is_an_error_not_nan_probabilities(work, tmp_path, run_cli):
+    card = write_card(tmp_path / "motion", aggregate="motion")  # motion-weighted windows make NaN of data * 1e30
+    path = save_arrays(tmp_path / "huge.npz", work.sample, data=work.sample.data * 1e30)
+    r = run_cli("infer", path, "--model", card.directory, "--device", "cpu", "-o", tmp_path / "scores.json")
     assert r.exit_code == 1
     one_line_error(r, f"{path}: the model's output is not finite")
     assert not (tmp_path / "scores.json").exists()

@@ -35,7 +35,7 @@ def work(tmp_path_factory):
 
 def writer_args(work, command):
     """Each single-file writer's arguments up to ``-o``."""
-    return {"pack": ["pack", work.pose],
+    return {"pack": ["pack", work.pose, "--model", work.card.directory],
             "infer": ["infer", work.sample, "--model", work.card.directory, "--device", "cpu"],
             "convert": ["convert", work.pose, "--to", "kinetics"]}[command]
 
@@ -68,20 +68,20 @@ def test_a_fifo_output_streams_to_its_reader(work, tmp_path, run_cli):
     got = {}
     reader = threading.Thread(target=lambda: got.update(data=fifo.read_bytes()), daemon=True)
     reader.start()
-    r = run_cli("pack", work.pose, "-o", fifo)
+    r = run_cli(*writer_args(work, "pack"), "-o", fifo)
     reader.join(timeout=60)
     assert r.exit_code == 0, r.stderr
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     with np.load(io.BytesIO(got["data"])) as z:
-        assert z["data"].shape == (1, 3, 10, 17, 1)  # the default card: 15 fps, one person
+        assert z["data"].shape == (1, 3, 20, 17, 2)
 
 
 def test_dash_is_stdout(work, tmp_path, run_cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = run_cli("pack", work.pose, "-o", "-")
+    r = run_cli(*writer_args(work, "pack"), "-o", "-")
     assert r.exit_code == 0, r.stderr
     with np.load(io.BytesIO(r.stdout_bytes)) as z:
-        assert z["data"].shape == (1, 3, 10, 17, 1)  # the default card: 15 fps, one person
+        assert z["data"].shape == (1, 3, 20, 17, 2)
     r = run_cli(*writer_args(work, "infer"), "-o", "-")
     assert r.exit_code == 0 and json.loads(r.stdout)["format"] == "actionpipe.scores"
     assert list(tmp_path.iterdir()) == []  # no file named "-"
