@@ -9,7 +9,7 @@ Output (:func:`atomic_path`, :func:`write_json`, :func:`save_npz`, :func:`atomic
   content is made in a temporary file first, so a failure still writes nothing); nothing is
   ever renamed over such a target. Directories, sockets and block devices are refused;
 * temporary names carry the writer's process id and host, so a run killed with SIGKILL leaves
-  ``.NAME.PID@HOST~….part`` files that the next write to the same target removes.
+  ``.NAME.PID@HOST~….part`` files that the next run writing into the same folder removes.
 
 :func:`check_outputs` refuses an output that is one of the inputs (same file through any path:
 symlinks, ``./``, hard links), so no command can overwrite what it reads.
@@ -125,19 +125,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_swept: set[str] = set()  # folders already cleaned by this process (a folder of 10,000 outputs is scanned once)
+
+
 def remove_stale_temps(path: str | Path) -> None:
-    """Remove the temporary files and folders that writers of ``path`` on this host left when they
-    were killed (their process is gone); a live writer's are kept."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)@{re.escape(_HOST)}~[^/]*\.(part|old)(\.[^./]*)?$")
+    """Remove the temporary files and folders that writers in ``path``'s folder on this host left
+    when they were killed (their process is gone); a live writer's are kept. Once per folder."""
+    parent = os.path.realpath(Path(path).parent if str(Path(path).parent) else ".")
+    if parent in _swept:
+        return
+    _swept.add(parent)
+    pattern = re.compile(rf"^\.(.+)\.(\d+)@{re.escape(_HOST)}~[^/]*\.(part|old)(\.[^./]*)?$")
     try:
         entries = list(os.scandir(parent))
     except OSError:
         return
     for entry in entries:
         match = pattern.match(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+        if match and int(match.group(2)) != os.getpid() and not _alive(int(match.group(2))):
+            target, old = os.path.join(parent, match.group(1)), os.path.join(entry.path, "replaced")
+            if match.group(3) == "old" and not os.path.lexists(target) and os.path.exists(old):
+                os.replace(old, target)  # killed mid-swap: the old folder is all there is, put it back
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
             else:

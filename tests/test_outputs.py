@@ -199,7 +199,7 @@ def test_killed_runs_leave_no_temporary_files(demo_video, tmp_path, run_cli):
     out = tmp_path / "frames"
     proc = _start("extract", demo_video, "-o", out)
     _wait_for_temp(tmp_path, ".frames.*.part", proc)
-    proc.kill()  # SIGKILL: nothing runs, so the next write to the same output cleans up
+    proc.kill()  # SIGKILL: nothing runs, so the next run writing into the folder cleans up
     proc.wait()
     r = run_cli("extract", demo_video, "-o", out, "--end", "0.2")
     assert r.exit_code == 0, r.stderr
