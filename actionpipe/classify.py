@@ -83,6 +83,9 @@ class PersonResult:
     prediction: Prediction
     timeline: Timeline | None = None
 
+    def __repr__(self) -> str:
+        return f"PersonResult(track_id={self.track_id}, {self.start_s:.1f}–{self.end_s:.1f} s, {self.frames} frames)"
+
     def to_dict(self, classes: list[str], k: int = 5, threshold: float | None = None) -> dict[str, Any]:
         d = {"track_id": self.track_id, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
              "frames": self.frames, "box": [round(v, 1) for v in self.box],
@@ -109,6 +112,12 @@ class VideoResult:
     @property
     def ok(self) -> bool:
         return self.status != "error"
+
+    def __repr__(self) -> str:
+        said = self.label or self.error or ""
+        if self.label:
+            said += f" {float(self.prediction.probabilities.max()):.2f}"
+        return f"VideoResult({self.video!r}, {self.status!r}{', ' + said if said else ''})"
 
     @property
     def label(self) -> str | None:
@@ -205,11 +214,6 @@ class Classifier:
                  pose_precision: str | None = None, speed: str = DEFAULT_SPEED):
         from .pose import PoseEstimator
 
-        if aggregate is not None and aggregate not in VIDEO_AGGREGATES:
-            raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(VIDEO_AGGREGATES)})")
-        if (window_s is not None and window_s <= 0) or (stride_s is not None and (stride_s <= 0 or window_s is None)):
-            raise ActionpipeError(None, f"window ({window_s}) and stride ({stride_s}) must be positive "
-                                        "seconds, and a stride needs a window")
         pose_defaults = card.raw.get("pose", {})
         settings = {"imgsz": imgsz or pose_defaults.get("imgsz"), "conf": conf or pose_defaults.get("conf"),
                     "precision": pose_precision or pose_defaults.get("precision")}
@@ -220,8 +224,8 @@ class Classifier:
         self.predictor = Predictor(card, device, batch, reject=reject)
         self.min_person_s = min_person_s
         self.min_keypoint_confidence = min_keypoint_confidence
-        self.window_s, self.stride_s = window_s, (stride_s or (window_s / 2 if window_s else None))
-        self.aggregate, self.per_person, self.min_track_s = aggregate, per_person, min_track_s
+        self.configure(window_s=window_s, stride_s=stride_s, aggregate=aggregate, per_person=per_person,
+                       min_track_s=min_track_s)
         self.prefetch = prefetch
         if speed not in SPEEDS:
             raise ActionpipeError(None, f"unknown speed {speed!r} (expected one of {', '.join(SPEEDS)})")
@@ -229,15 +233,26 @@ class Classifier:
             raise ActionpipeError(None, f"speed {speed} needs a frame rate (--fps, or the model card's)")
         self.speed = speed
 
-    def use_model_windows(self) -> None:
-        """Timeline windows of the card's own window and stride (2 s / 1 s when it has none)."""
+    def configure(self, *, window_s: float | None = None, stride_s: float | None = None,
+                  aggregate: str | None = None, per_person: bool = False,
+                  min_track_s: float = DEFAULT_MIN_TRACK_S) -> None:
+        """The analysis settings (windows, aggregate, per person): they change no loaded model, so
+        they can change between videos."""
+        if aggregate is not None and aggregate not in VIDEO_AGGREGATES:
+            raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(VIDEO_AGGREGATES)})")
+        if (window_s is not None and window_s <= 0) or (stride_s is not None and (stride_s <= 0 or window_s is None)):
+            raise ActionpipeError(None, f"window ({window_s}) and stride ({stride_s}) must be positive "
+                                        "seconds, and a stride needs a window")
+        self.window_s, self.stride_s = window_s, (stride_s or (window_s / 2 if window_s else None))
+        self.aggregate, self.per_person, self.min_track_s = aggregate, per_person, min_track_s
+
+    def model_windows(self) -> tuple[float, float]:
+        """The card's own window and stride in seconds (2 s / 1 s when it has none)."""
         frames = self.card.inference.get("window_frames")
         rate = self.card.preprocessing.fps or self.fps
         if not frames or not rate:
-            self.window_s, self.stride_s = 2.0, 1.0
-            return
-        self.window_s = frames / rate
-        self.stride_s = (self.card.inference.get("window_stride") or frames) / rate
+            return 2.0, 1.0
+        return frames / rate, (self.card.inference.get("window_stride") or frames) / rate
 
     def classify(self, video: str | Path, keep_dir: str | Path | None = None,
                  keep_name: str | None = None) -> VideoResult:
@@ -251,13 +266,13 @@ class Classifier:
         """Classify each video; a broken one yields an ``error`` result and the rest go on."""
         yield from self._classify_all([Path(v) for v in videos], keep_dir, keep_going=True)
 
-    def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool,
-                      names: list[str] | None = None) -> Iterator[VideoResult]:
+    def poses(self, videos: Sequence[str | Path]) -> Iterator[tuple[Path, Any, float]]:
+        """Per video: (path, its PoseFile or the ActionpipeError it raised, when its work started),
+        decoded ahead with ``prefetch``; the pose runs at the model's rate (or ``speed``'s)."""
         decode = decode_ahead if self.prefetch else decode_serial
-        names = names or keep_names(videos)
         # fast: pose on every second frame, the others interpolated (no model rate: every frame).
         pose_fps = self.fps / SPEEDS[self.speed] if self.fps else None
-        for (video, info, frames), name in zip(decode(videos, pose_fps, self.pose.imgsz), names):
+        for video, info, frames in decode([Path(v) for v in videos], pose_fps, self.pose.imgsz):
             start = time.perf_counter()
             try:
                 if isinstance(info, BaseException):
@@ -265,7 +280,17 @@ class Classifier:
                 pose = self.pose.estimate(frames, width=info.width, height=info.height,
                                           fps=output_fps(info, pose_fps), source=info.to_dict(),
                                           total=expected_frame_count(info, pose_fps))
-                pose = interpolate_pose(pose, output_fps(info, self.fps))
+                yield video, interpolate_pose(pose, output_fps(info, self.fps)), start
+            except ActionpipeError as exc:
+                yield video, exc, start
+
+    def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool,
+                      names: list[str] | None = None) -> Iterator[VideoResult]:
+        names = names or keep_names(videos)
+        for (video, pose, start), name in zip(self.poses(videos), names):
+            try:
+                if isinstance(pose, ActionpipeError):
+                    raise pose
                 result = self.classify_pose(pose, video, keep_dir, name)
             except ActionpipeError as exc:
                 if not keep_going:
@@ -296,7 +321,7 @@ class Classifier:
         tracks = {t: d for t, d in describe_tracks(pose).items()
                   if d["frames"] / pose.fps >= self.min_track_s} if self.per_person else {}
         samples = [sample] + [pack_track(pose, spec, t) for t in tracks]
-        (prediction, clip_timeline), *per_track = self._predict(samples, video)
+        (prediction, clip_timeline), *per_track = self.predict_samples(samples, video)
         result = VideoResult(str(video), "unknown" if prediction.rejected else "ok", self.card.classes, prediction,
                              info=info, timeline=clip_timeline,
                              threshold=self.predictor.open_set.threshold if self.predictor.open_set else None)
@@ -326,7 +351,7 @@ class Classifier:
             return "low_confidence"
         return None
 
-    def _predict(self, samples, video) -> list[tuple[Prediction, Timeline | None]]:
+    def predict_samples(self, samples, video) -> list[tuple[Prediction, Timeline | None]]:
         """One batched pass over every window of every sample; aggregate and build timelines."""
         sample_fps = float(samples[0].meta["fps"])
         window = stride = None

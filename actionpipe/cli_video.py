@@ -81,7 +81,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
 
     from rich.console import Console
 
-    from .classify import ANSWERS, Classifier
+    from .api import ActionModel
+    from .classify import ANSWERS
     from .errors import UsageError
     from .fileio import check_outputs, dumps
     from .jsonl import JsonlWriter, done_videos
@@ -111,17 +112,17 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         todo = [v for v in videos if os.path.realpath(v) not in done]
         console.info(f"{jsonl_path}: {len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
         videos = todo
-    results, out = [], Console()
+    results, out = [], Console()  # results: each video's JSON object (poses are not kept)
     try:
         if videos:
-            classifier = Classifier(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
-                                    window_s=window_s, stride_s=stride_s, aggregate=aggregate,
-                                    per_person=per_person, min_track_s=min_track_s, prefetch=not no_prefetch,
-                                    reject=not no_reject, pose_backend=pose_backend, pose_precision=pose_precision,
-                                    speed=speed)
-            for result in classifier.classify_many(videos, keep_dir):
-                results.append(result)
+            action_model = ActionModel(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
+                                       prefetch=not no_prefetch, reject=not no_reject, pose_backend=pose_backend,
+                                       pose_precision=pose_precision, speed=speed, verbose=True)
+            for result in action_model(videos, window=window_s, stride=stride_s, aggregate=aggregate,
+                                       per_person=per_person, min_track_s=min_track_s, stream=True,
+                                       keep_dir=keep_dir):
                 d = result.to_dict(k)
+                results.append(d)
                 if result.status == "error":
                     console.stderr.print(f"actionpipe: error: {result.error}", markup=False, soft_wrap=True)
                 elif result.status in _NO_CLASS:
@@ -143,7 +144,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
                                f"unknown action (closest: {d['closest']['class']} {d['closest']['probability']:.2f})")
                     click.echo(f"{d['video']}: {verdict}")
                     render_table([{"source": "", "top": d["top"]}], out)
-                    for line in result.summary_lines():
+                    for line in result.result.summary_lines():
                         click.echo(line)
                 elif not as_json and result.status in _NO_CLASS:
                     click.echo(f"{d['video']}: {_NO_CLASS[result.status]}")
@@ -151,8 +152,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         if writer:
             writer.close()
     if as_json:
-        click.echo(dumps({"model": card.name, "results": [r.to_dict(k) for r in results]}, indent=2))
-    failed = sum(not r.ok for r in results)
+        click.echo(dumps({"model": card.name, "results": results}, indent=2))
+    failed = sum(d["status"] == "error" for d in results)
     console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {card.name}")
     if failed or unreadable:
         sys.exit(1)
@@ -180,7 +181,6 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
     from .fileio import check_outputs, dumps, write_json
     from .posefile import PoseFile
     from .render import load_result, render_video
-
     from .video import probe
 
     _check_window(window_s, stride_s)
@@ -189,20 +189,17 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
     pose = PoseFile.load(pose_path) if pose_path else None
     result = load_result(scores_path, video) if scores_path else None
     if pose is None or result is None:
-        from .classify import Classifier
+        from .api import ActionModel
 
-        classifier = Classifier(card_from_option(model), device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
-                                window_s=window_s, stride_s=stride_s, aggregate=aggregate,
-                                per_person=True, min_track_s=min_track_s, load_pose=pose is None,
-                                pose_backend=pose_backend, pose_precision=pose_precision)
+        action_model = ActionModel(card_from_option(model), device=device, imgsz=imgsz, conf=conf, fps=fps,
+                                   batch=batch, pose_backend=pose_backend, pose_precision=pose_precision, verbose=True)
         if not window_s:
-            classifier.use_model_windows()
+            window_s, stride_s = action_model.classifier.model_windows()
         with about(video):
-            if pose is None:
-                pose = classifier.pose.estimate_path(video, fps=classifier.fps)
-            if result is None:
-                result = classifier.classify_pose(pose, video).to_dict(k)
-    summary = render_video(video, output, pose, result)
+            computed = action_model(video, pose=pose, window=window_s, stride=stride_s, aggregate=aggregate,
+                                    per_person=True, min_track_s=min_track_s)
+        pose, result = computed.pose, result or computed.to_dict(k)
+    summary = render_video(video, output, pose, result, k)
     # Side outputs only once the video is written: a failed render leaves nothing behind.
     if save_pose:
         pose.save(save_pose)

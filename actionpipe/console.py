@@ -15,6 +15,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 
 stderr = Console(stderr=True, highlight=False)
 _quiet = False
+_silent = False  # see silenced()
 
 
 def set_quiet(quiet: bool) -> None:
@@ -29,7 +30,22 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+    if not _silent:
+        stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def silenced(silent: bool = True) -> Iterator[None]:
+    """Nothing on stderr inside, warnings included, when ``silent`` (the Python API's default:
+    a library call prints nothing unless asked); errors still raise."""
+    global _quiet, _silent
+    saved = _quiet, _silent
+    if silent:
+        _quiet = _silent = True
+    try:
+        yield
+    finally:
+        _quiet, _silent = saved
 
 
 @contextlib.contextmanager

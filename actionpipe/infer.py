@@ -162,6 +162,12 @@ class Prediction:
     rejected: bool = False
     window_motion: np.ndarray | None = None   # (W,)
 
+    def __repr__(self) -> str:
+        best = int(np.argmax(self.probabilities))
+        said = f", open_set_score={self.open_set_score:.2f}, rejected={self.rejected}" if self.open_set_score is not None else ""
+        return (f"Prediction(class {best} p={float(self.probabilities[best]):.3f}, "
+                f"{len(self.window_probabilities)} window(s){said})")
+
 
 class Predictor:
     """A loaded model plus the card that says how to feed it; reuse it for many samples."""

@@ -72,6 +72,10 @@ class PoseFile:
     def num_frames(self) -> int:
         return len(self.frames)
 
+    def __repr__(self) -> str:
+        return (f"PoseFile({self.layout}, {self.width}x{self.height} at {self.fps:g} fps, "
+                f"{self.num_frames} frames, {len(self.track_ids())} track(s))")
+
     def track_ids(self) -> list[int]:
         """All track ids, in order of first appearance."""
         seen: dict[int, None] = {}

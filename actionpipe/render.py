@@ -3,8 +3,9 @@
 Per tracked person (colour by track id): skeleton, box, and the label of the current window of its
 own track; for the whole video: the current window's label, a bar chart of its top classes, and a
 timeline strip of segments (one row for the video, one per person) with a cursor at the current
-time. Input: a pose file and a ``classify`` result (the JSON object of one video, with
-``timeline`` and ``per_person`` when they were asked for). Pose frames are usually sparser than
+time. Input: a pose file and a ``classify`` result (a :class:`~actionpipe.api.Result`, a
+:class:`~actionpipe.classify.VideoResult`, or the JSON object of one video, with ``timeline`` and
+``per_person`` when they were asked for). Pose frames are usually sparser than
 video frames (the model's rate); each video frame shows the nearest pose frame.
 
 Output is H.264 (``avc1``) when this OpenCV build can encode it, else MPEG-4 Part 2 (``mp4v``);
@@ -12,6 +13,7 @@ audio is not copied. Memory stays one frame whatever the length; the file appear
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import sys
@@ -217,15 +219,32 @@ class Overlay:
                  max(1, round(2 * s)))
 
 
-def render_video(video: str | Path, output: str | Path, pose: PoseFile, result: dict[str, Any]) -> dict[str, Any]:
-    """Draw ``pose`` and ``result`` on every frame of ``video`` into ``output``; returns frames and codec."""
+def _overlay(video: str | Path, pose: PoseFile, result, k: int):
+    """The video's properties and its Overlay; ``result``: anything with ``to_dict(k)`` or its JSON."""
     info = probe(video)
     if (pose.width, pose.height) != (info.width, info.height):
         raise ActionpipeError(video, f"the pose file is for a {pose.width}x{pose.height} video, "
                                      f"this one is {info.width}x{info.height}")
     if pose.num_frames == 0:
         raise ActionpipeError(video, "the pose file has no frames")
-    overlay = Overlay(pose, result, info.width, info.height, info.frame_count / info.fps)
+    doc = result if isinstance(result, dict) else result.to_dict(k)
+    return info, Overlay(pose, doc, info.width, info.height, info.frame_count / info.fps)
+
+
+def render_frame(video: str | Path, pose: PoseFile, result, time_s: float, k: int = 5) -> np.ndarray:
+    """The frame of ``video`` nearest ``time_s`` with what :func:`render_video` draws on it (BGR)."""
+    info, overlay = _overlay(video, pose, result, k)
+    frame = next(read_frames(video, start=max(0.0, time_s), info=info))
+    j = max(0, bisect.bisect_right([f.time_s for f in pose.frames], frame.time_s) - 1)
+    nearest = _nearest(pose, j, frame.time_s)
+    overlay.draw(frame.image, frame.time_s, nearest.people if nearest else [])
+    return frame.image
+
+
+def render_video(video: str | Path, output: str | Path, pose: PoseFile, result, k: int = 5) -> dict[str, Any]:
+    """Draw ``pose`` and ``result`` (top ``k`` classes in the bars) on every frame of ``video`` into
+    ``output``; returns frames and codec."""
+    info, overlay = _overlay(video, pose, result, k)
     frames = 0
     # OpenCV picks the container from the extension: the temporary name keeps the output's
     # (MP4 for stdout, /dev/null and other names without one).

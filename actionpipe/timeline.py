@@ -104,6 +104,9 @@ class Timeline:
     classes: list[str]
     settings: dict[str, Any] = field(default_factory=dict)  # window_s, stride_s, aggregate: for the JSON
 
+    def __repr__(self) -> str:
+        return f"Timeline({len(self.starts)} windows, {len(self.segments())} segments)"
+
     def segments(self) -> list[Segment]:
         return merge_segments(self.starts, self.ends, self.probabilities, self.classes)
 
