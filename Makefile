@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := samples/demo.mp4
 
-.PHONY: install samples demo test wheel-test bench model model-general clean
+.PHONY: install samples demo test test-fast wheel-test bench model model-general clean
 
 install: $(STAMP) $(SAMPLE)
 
@@ -27,6 +27,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The suite without the tests marked slow (the real models end to end, training, the eval re-measure).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Builds the wheel, installs it into a fresh venv (seeded with .venv's third-party packages;
 # WHEEL_TEST_FULL=1 installs them from the index instead) and classifies samples/squat.mp4 from

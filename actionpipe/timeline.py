@@ -22,9 +22,6 @@ import numpy as np
 
 from .report import ranked
 
-AGGREGATES = ("mean", "max")
-
-
 @dataclass
 class Segment:
     """A stretch of video whose windows share a top class; ``probability``: that class's mean."""
@@ -46,23 +43,6 @@ class Segment:
 def format_segment(start_s: float, end_s: float, label: str, probability: float) -> str:
     """``0.0–4.2 s squat 0.93``."""
     return f"{start_s:.1f}–{end_s:.1f} s {label} {probability:.2f}"
-
-
-def aggregate(probabilities: np.ndarray, method: str = "mean") -> np.ndarray:
-    """Whole-video scores from window probabilities (W, C).
-
-    ``mean``: the average window (sums to 1). ``max``: each class's highest window probability,
-    which answers "does this action happen anywhere" for a short action in a long video (it does
-    not sum to 1).
-    """
-    p = np.asarray(probabilities, dtype=np.float64)
-    if p.ndim != 2 or len(p) == 0:
-        raise ValueError(f"window probabilities must be (W>=1, C), got shape {p.shape}")
-    if method == "mean":
-        return p.mean(0)
-    if method == "max":
-        return p.max(0)
-    raise ValueError(f"unknown aggregate {method!r} (expected one of {', '.join(AGGREGATES)})")
 
 
 def merge_segments(starts: Sequence[float], ends: Sequence[float], probabilities: np.ndarray,

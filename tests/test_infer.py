@@ -75,6 +75,24 @@ def test_probabilities_sum_to_one_and_batching_changes_nothing(card):
     assert not np.allclose(batched[0].probabilities, batched[2].probabilities)
 
 
+def test_windows_are_half_open_and_scores_v2_is_written_v1_still_read(card, tmp_path, run_cli):
+    sample = pack_people(moving_pose(20), card.preprocessing)
+    fps = float(sample.meta["fps"])
+    pred, = Predictor(card, "cpu").predict([sample])
+    # [start, end): 8 frames long, and the last window ends one frame after the sample's last frame.
+    np.testing.assert_allclose(pred.window_times[:, 1] - pred.window_times[:, 0], 8 / fps)
+    assert pred.window_times[-1, 1] == pytest.approx(sample.times[-1] + 1 / fps)
+    sample.save(tmp_path / "s.npz")
+    result = run_cli("infer", tmp_path / "s.npz", "-o", tmp_path / "scores.json", "--model", card.directory)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((tmp_path / "scores.json").read_text())
+    assert doc["format_version"] == 2
+    assert doc["items"][0]["windows"][-1]["end_s"] == pytest.approx(sample.times[-1] + 1 / fps, abs=1e-3)
+    doc["format_version"] = 1
+    (tmp_path / "v1.json").write_text(json.dumps(doc))
+    assert run_cli("report", tmp_path / "v1.json", "--format", "json").exit_code == 0
+
+
 def test_layout_mismatch_is_a_clear_error(card):
     sample = pack_people(moving_pose(), PackSpec(layout="openpose18"))
     with pytest.raises(ActionpipeError, match="does not match model"):
@@ -189,7 +207,7 @@ def test_motion_aggregate_lets_moving_windows_outvote_idle_ones():
     assert np.allclose(combine_windows(probs, np.zeros(4), "motion"), probs.mean(0))
     with pytest.raises(ValueError, match="one non-negative energy per window"):
         combine_windows(probs, np.ones(3), "motion")
-    with pytest.raises(ValueError, match="unknown window aggregate"):
+    with pytest.raises(ValueError, match="unknown aggregate"):
         combine_windows(probs, energies, "median")
 
 

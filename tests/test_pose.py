@@ -214,3 +214,25 @@ def test_device_resolution(monkeypatch):
     assert resolve_device("cpu") == "cpu"
     with pytest.raises(Exception, match="only 2 CUDA"):
         resolve_device("cuda:2")
+
+
+def test_cli_pose_with_a_model_takes_the_cards_pose_settings(run_cli, zidane_pan, tmp_path):
+    """pose --model reproduces classify's pose stage: the card's imgsz, conf and rate; flags override."""
+    from actionpipe.cards import ModelCard
+    from test_infer import write_card
+
+    card_dir = write_card(tmp_path / "card").directory
+    doc = json.loads((card_dir / "card.json").read_text())
+    doc["pose"] = {"imgsz": 256, "conf": 0.4, "fps": 10}
+    (card_dir / "card.json").write_text(json.dumps(doc))
+    assert ModelCard.load(card_dir).pose_settings(conf=0.3) == {"imgsz": 256, "conf": 0.3, "fps": 10}
+    out = tmp_path / "p.json"
+    result = run_cli("pose", zidane_pan, "-o", out, "--model", card_dir, "--end", "0.5", "--pose-backend", "torch")
+    assert result.exit_code == 0, result.stderr
+    pose = PoseFile.load(out)
+    assert (pose.backend["imgsz"], pose.backend["conf"], pose.fps) == (256, 0.4, 10)
+    result = run_cli("pose", zidane_pan, "-o", out, "--model", card_dir, "--end", "0.5", "--imgsz", "320",
+                     "--fps", "5", "--pose-backend", "torch")
+    assert result.exit_code == 0, result.stderr
+    pose = PoseFile.load(out)
+    assert (pose.backend["imgsz"], pose.backend["conf"], pose.fps) == (320, 0.4, 5)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actionpipe.timeline import Segment, Timeline, aggregate, format_segment, merge_segments, window_at
+from actionpipe.aggregates import combine_windows
+from actionpipe.timeline import Segment, Timeline, format_segment, merge_segments, window_at
 
 CLASSES = ["wave", "squat", "jump"]
 
@@ -48,12 +49,14 @@ def test_single_window_ties_and_empty():
 
 def test_aggregate_mean_and_max():
     p = scores([.9, .1, 0], [.1, .1, .8], [.2, .7, .1])
-    assert np.allclose(aggregate(p, "mean"), [.4, .3, .3])
-    assert aggregate(p, "mean").sum() == pytest.approx(1)
+    assert np.allclose(combine_windows(p, method="mean"), [.4, .3, .3])
+    assert combine_windows(p, method="mean").sum() == pytest.approx(1)
     # max: a short jump in a long wave video still scores high.
-    assert np.allclose(aggregate(p, "max"), [.9, .7, .8])
+    assert np.allclose(combine_windows(p, method="max"), [.9, .7, .8])
     with pytest.raises(ValueError, match="unknown aggregate"):
-        aggregate(p, "median")
+        combine_windows(p, method="median")
+    with pytest.raises(ValueError, match="W>=1"):
+        combine_windows(np.zeros((0, 3)))
 
 
 def test_window_at_prefers_the_window_centred_nearest():
