@@ -22,6 +22,7 @@ A notebook or the ``classify`` pipeline loads the model once and reuses it::
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -157,25 +158,34 @@ class PoseEstimator:
 
     def _infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per image: boxes (n, 4) xyxy, scores (n,), keypoints (n, 17, 3), in its pixels, best first."""
+        return next(self._infer_stream([images]))
+
+    def _infer_stream(self, batches: Iterable[list[np.ndarray]]) -> Iterator[list[tuple]]:
+        """:meth:`_infer` of each batch; OpenVINO runs one batch ahead (see ``OpenVinoPose.stream``)."""
         if self.pose_backend == "openvino":
-            return self.model(images, self.imgsz, self.conf)
-        results = self.model.predict(images, imgsz=self.imgsz, conf=self.conf, device=self.device, verbose=False)
-        return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.keypoints.data.cpu().numpy())
-                if r.keypoints is not None else ((), (), ()) for r in results]
+            yield from self.model.stream(batches, self.imgsz, self.conf)
+            return
+        for images in batches:
+            results = self.model.predict(images, imgsz=self.imgsz, conf=self.conf, device=self.device,
+                                         verbose=False)
+            yield [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy(), r.keypoints.data.cpu().numpy())
+                   if r.keypoints is not None else ((), (), ()) for r in results]
+
+    def _people(self, results: tuple) -> list[Detection]:
+        boxes, scores, keypoints = results
+        people = [Detection(b, float(s), k) for b, s, k in zip(boxes, scores, keypoints)]
+        return suppress_duplicates(people)[: self.max_people]
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """People in each BGR image, best first, in that image's pixels (one batched model call)."""
-        out = []
-        for boxes, scores, keypoints in self._infer(list(images)):
-            people = [Detection(b, float(s), k) for b, s, k in zip(boxes, scores, keypoints)]
-            out.append(suppress_duplicates(people)[: self.max_people])
-        return out
+        return [self._people(r) for r in self._infer(list(images))]
 
     def track(self, frames: Iterable[Frame], width: int, height: int, fps: float) -> Iterator[PoseFrame]:
         """Stream tracked PoseFrames, batch by batch; coordinates scaled to ``width`` x ``height``."""
         tracker = Tracker.for_fps(fps, self.max_gap_s)
-        for batch in _batched(frames, self.batch):
-            for frame, detections in zip(batch, self.detect([f.image for f in batch])):
+        batches, ahead = itertools.tee(_batched(frames, self.batch))  # the model reads one batch ahead
+        for batch, results in zip(batches, self._infer_stream([f.image for f in b] for b in ahead)):
+            for frame, detections in zip(batch, map(self._people, results)):
                 img_h, img_w = frame.image.shape[:2]
                 scale = np.array([width / img_w, height / img_h])
                 for d in detections:

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -196,10 +196,33 @@ class OpenVinoPose:
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(core.read_model(folder / "model.xml"), "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        self.requests = [self.compiled.create_infer_request() for _ in range(2)]
 
     def __call__(self, images: Sequence[np.ndarray], imgsz: int, conf: float):
         """Per image: boxes, scores, keypoints (see :func:`postprocess`)."""
-        x = preprocess(images, imgsz)
-        pred = self.request.infer({0: x})[0]
-        return [postprocess(p, x.shape[2:], im.shape[:2], conf) for p, im in zip(pred, images)]
+        return next(self.stream([images], imgsz, conf))
+
+    def stream(self, batches: Iterable[Sequence[np.ndarray]], imgsz: int, conf: float) -> Iterator[list]:
+        """:meth:`__call__` of each batch, in order, one batch ahead: while the caller works on a
+        batch's results (tracking), the model already runs on the next one (its threads release
+        the GIL), and letterboxing the next batch overlaps the model's run on this one."""
+        pending = None
+        try:
+            for i, images in enumerate(batches):
+                x = preprocess(images, imgsz)
+                request = self.requests[i % 2]  # the other one is still pending, or consumed
+                request.start_async({0: x})
+                if pending is not None:
+                    yield self._collect(*pending, conf)
+                pending = (request, images, x.shape[2:])
+            if pending is not None:
+                yield self._collect(*pending, conf)
+        finally:  # a video that fails to decode mid-way must not leave a request running
+            for request in self.requests:
+                request.wait()
+
+    @staticmethod
+    def _collect(request, images, model_hw, conf: float) -> list:
+        request.wait()
+        pred = request.get_output_tensor(0).data
+        return [postprocess(p, model_hw, im.shape[:2], conf) for p, im in zip(pred, images)]

@@ -102,9 +102,9 @@ def main() -> None:
         print(f"{video.name[:40]:<40} {row['seconds']:5.1f} s  " + "  ".join(
             f"{n} {row[n]['label'] or row[n]['status']} {row[n]['wall_s']:.1f}s" for n in row if n in VARIANTS)
             + (f"  reference {row['reference']['label']}" if args.reference_poses else ""), flush=True)
-    report(rows, (["reference"] if args.reference_poses else []) + args.variants, card.classes)
     if args.json:
         args.json.write_text(json.dumps({"variants": args.variants, "rows": rows}, indent=1))
+    report(rows, (["reference"] if args.reference_poses else []) + args.variants, card.classes)
 
 
 def report(rows: list[dict], variants: list[str], classes: list[str]) -> None:
@@ -114,9 +114,9 @@ def report(rows: list[dict], variants: list[str], classes: list[str]) -> None:
     video_s = sum(r["seconds"] for r in rows)
     known = [r for r in rows if r["label"] in classes]
     print(f"\n{len(rows)} clips, {video_s:.0f} s of video; reference: {ref}; known-class clips: {len(known)}")
+    timed = next(n for n in variants if n in VARIANTS)  # speed-ups are against the first variant run here
     print(f"{'variant':<10}{'x real time':>12}{'vs ' + timed:>12}{'CPU s/video s':>14}{'same label':>12}"
           f"{'max dprob':>11}{'top-1 known':>13}")
-    timed = next(n for n in variants if n in VARIANTS)  # speed-ups are against the first variant run here
     ref_wall = sum(r[timed]["wall_s"] for r in rows)
     for name in variants:
         wall = sum(r[name]["wall_s"] for r in rows)  # nan for pose files read from disk
