@@ -56,6 +56,9 @@ class ModelCard:
     inference: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return f"ModelCard({self.name!r}, {len(self.classes)} classes, {self.preprocessing.layout}, {self.directory})"
+
     @property
     def weights_path(self) -> Path:
         return self.directory / self.weights_file

@@ -50,7 +50,7 @@ def test_notebook_session(model, result, tmp_path, capfd):
     assert person.track_id in result.pose.track_ids() and person.label in model.classes
     assert isinstance(result.pose, PoseFile) and result.pose.fps == model.classifier.fps
     # Short reprs, not kilobytes of arrays.
-    for thing in (result, person, result.pose, result.prediction, result.timeline, result.result):
+    for thing in (model.card, result, person, result.pose, result.prediction, result.timeline, result.result):
         assert len(repr(thing)) < 200, repr(thing)
     # JSON as `classify --json` gives it.
     d = json.loads(result.to_json())
