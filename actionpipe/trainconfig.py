@@ -282,7 +282,11 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
     from . import datasets
 
     kind, path = parse_dataset(dataset)
-    if not (path.parent / path.name.rpartition("@")[0] if kind == "utd" and "@" in path.name else path).exists():
+    if kind == "utd":
+        from .utd_mhad import parse_source
+        if not parse_source(str(path))[0].exists():   # DIR@YAW: the folder is DIR
+            raise ActionpipeError(path, "dataset not found")
+    elif not path.exists():
         raise ActionpipeError(path, "dataset not found")
     spec = spec or PackSpec()
     if kind == "penn":
