@@ -250,3 +250,12 @@ class ActionModel:
         with console.silenced(not self.verbose):
             ((prediction, _),) = self.classifier.predict_samples([sample], source)
         return prediction
+
+    def watch(self, source: str | int | os.PathLike, **options):
+        """Classify a camera (``0``), a device, a stream URL or a video file as it plays: a
+        :class:`~actionpipe.live.Watch` (opened now) to iterate for windows and events as they happen.
+        ``options``: ``window``, ``stride``, ``per_person``, ``events_only``, ``realtime``, ``duration``,
+        ``show``, ``save`` ... (see :class:`~actionpipe.live.Watch`)."""
+        from .live import Watch
+
+        return Watch(self, source, **options)

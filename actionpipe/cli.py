@@ -15,6 +15,7 @@ import click
 from . import __version__, console
 from .cli_options import card_from_option, device_option, model_option, pose_backend_option, pose_precision_option
 from .cli_training import calibrate_cmd, eval_cmd, train_cmd
+from .cli_live import watch_cmd
 from .cli_video import classify, render_cmd
 from .errors import ActionpipeError
 
@@ -319,6 +320,6 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
                  f"{summary['width']}x{summary['height']} at {summary['fps']:g} fps")
 
 
-# classify / render live in cli_video, train / eval / calibrate in cli_training (same shared options).
-for _command in (classify, render_cmd, train_cmd, eval_cmd, calibrate_cmd):
+# classify / render live in cli_video, watch in cli_live, train / eval / calibrate in cli_training.
+for _command in (classify, render_cmd, watch_cmd, train_cmd, eval_cmd, calibrate_cmd):
     main.add_command(_command)
