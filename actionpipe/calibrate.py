@@ -29,7 +29,6 @@ import numpy as np
 from . import console
 from .cards import ModelCard, sha256_file
 from .errors import ActionpipeError
-from .fileio import write_json
 from .openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
                       fit_class_gaussians, fit_temperature, negative_log_likelihood, save_statistics,
                       score_clips, temper)
@@ -78,7 +77,7 @@ def clip_outputs(predictor, clips) -> tuple[list[np.ndarray], np.ndarray]:
 
 def uncalibrated(card: ModelCard) -> ModelCard:
     """The card without its calibration and open-set sections (what fitting starts from)."""
-    return replace(card, raw={k: v for k, v in card.raw.items() if k not in ("calibration", "open_set")})
+    return replace(card, calibration=None, open_set=None)
 
 
 def training_clips(card: ModelCard, dataset: str | None = None) -> tuple[list, list[str]]:
@@ -86,7 +85,7 @@ def training_clips(card: ModelCard, dataset: str | None = None) -> tuple[list, l
     the names of their sources: ``dataset`` instead, when given."""
     from .trainconfig import TrainConfig, load_dataset, load_sources
 
-    config = (card.raw.get("training") or {}).get("config") or {}
+    config = card.training_config
     if dataset:
         return load_dataset(dataset, "train", config.get("labels"), card.preprocessing, card.label_map)[0], [dataset]
     if not config.get("dataset") and not config.get("datasets"):
@@ -112,7 +111,7 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
         raise ActionpipeError(None, f"unknown open-set method {method!r} (expected one of {', '.join(METHODS)})")
     if not 0 < accept < 1:
         raise ActionpipeError(None, f"accept must be between 0 and 1 (got {accept})")
-    config = (card.raw.get("training") or {}).get("config") or {}
+    config = card.training_config
     clips, sources = training_clips(card, dataset)
     unknown = sorted({c.label for c in clips} - set(card.classes) - {OTHER_LABEL})
     if unknown:
@@ -159,8 +158,7 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
                          threshold, means, precision)
     if test is not None:
         calibration["held_out"] = {"split": f"{' + '.join(sources)} test", **test}
-    raw = dict(card.raw, calibration=calibration, open_set=open_set)
-    write_json(card.card_path, raw, indent=2)
+    card.rewrite(calibration=calibration, open_set=open_set)
     return {"calibration": calibration, "open_set": open_set, "test": test}
 
 

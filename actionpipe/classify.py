@@ -245,11 +245,10 @@ class Classifier:
 
     def model_windows(self) -> tuple[float, float]:
         """The card's own window and stride in seconds (2 s / 1 s when it has none)."""
-        frames = self.card.inference.get("window_frames")
-        rate = self.card.preprocessing.fps or self.fps
+        frames, rate = self.card.inference.window_frames, self.card.preprocessing.fps or self.fps
         if not frames or not rate:
             return 2.0, 1.0
-        return frames / rate, (self.card.inference.get("window_stride") or frames) / rate
+        return frames / rate, self.card.inference.stride / rate
 
     def classify(self, video: str | Path, keep_dir: str | Path | None = None,
                  keep_name: str | None = None) -> VideoResult:

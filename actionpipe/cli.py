@@ -264,7 +264,7 @@ def models_cmd(as_json):
     cards = list_cards()
     if as_json:
         click.echo(json.dumps([{"name": c.name, "directory": str(c.directory), "classes": len(c.classes),
-                                "layout": c.preprocessing.layout, "description": c.raw.get("description", "")}
+                                "layout": c.preprocessing.layout, "description": c.description}
                                for c in cards], indent=2))
         return
     if not cards:
@@ -274,7 +274,7 @@ def models_cmd(as_json):
     for col in ("name", "classes", "layout", "description"):
         table.add_column(col)
     for c in cards:
-        table.add_row(c.name, str(len(c.classes)), c.preprocessing.layout, c.raw.get("description", ""))
+        table.add_row(c.name, str(len(c.classes)), c.preprocessing.layout, c.description)
     Console().print(table)
 
 

@@ -222,10 +222,6 @@ def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "") -
 
 def record_metrics(card: ModelCard, entry: dict[str, Any]) -> None:
     """Add ``entry`` to the card's ``metrics`` (replacing one of the same dataset and split)."""
-    from .fileio import write_json
-
-    raw = dict(card.raw)
-    kept = [m for m in raw.get("metrics", [])
+    kept = [m for m in card.metrics
             if (m.get("dataset"), m.get("split")) != (entry.get("dataset"), entry.get("split"))]
-    raw["metrics"] = kept + [entry]
-    write_json(card.card_path, raw, indent=2)
+    card.rewrite(metrics=kept + [entry])

@@ -39,12 +39,16 @@ from .aggregates import WINDOW_AGGREGATES, combine_windows  # noqa: F401 (also i
 from .errors import ActionpipeError
 from .fileio import check_keys, read_json
 from .layouts import get_layout
-from .openset import OpenSet, card_temperature, softmax, temper
+from .openset import OpenSet, softmax, temper
 from .pack import Sample, fit_length
 
 FORMAT = "actionpipe.scores"
 FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
+_KEYS = ("format", "format_version", "model", "classes", "items")
+_MODEL_KEYS = ("name", "card", "weights_sha256")
+_ITEM_KEYS = ("source", "probabilities", "open_set_score", "rejected", "windows")
+_WINDOW_KEYS = ("start_s", "end_s", "probabilities")
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -166,18 +170,15 @@ class Predictor:
         import torch
 
         self.card = card
-        self.temperature = card_temperature(card)
+        self.temperature = card.temperature
         self.open_set = OpenSet.from_card(card)
         self.reject = reject
         self.device = torch.device(resolve_device(device))
         self.batch_size = max(1, batch_size)
         self.model = card.load_model(self.device)
-        self.window = int(card.inference.get("window_frames") or 0)
-        self.stride = int(card.inference.get("window_stride") or self.window or 1)
-        self.aggregate = card.inference.get("aggregate", "mean")
-        if self.aggregate not in WINDOW_AGGREGATES:
-            raise ActionpipeError(card.card_path, f"inference.aggregate {self.aggregate!r} is not one of "
-                                                  f"{', '.join(WINDOW_AGGREGATES)}")
+        self.window = card.inference.window_frames or 0
+        self.stride = card.inference.stride or 1
+        self.aggregate = card.inference.aggregate
         if self.device.type == "cpu":
             # No torch.use_deterministic_algorithms here: it imports torch._dynamo/_inductor (2-3 s of
             # start-up) and changes nothing on the CPU, where these kernels are deterministic already.
@@ -270,14 +271,20 @@ def load_scores(path: str | Path) -> dict[str, Any]:
         raise ActionpipeError(path, f"not a scores file (missing \"format\": \"{FORMAT}\")")
     if doc.get("format_version") not in READ_VERSIONS:
         raise ActionpipeError(path, f"scores format_version {doc.get('format_version')!r} is not supported")
-    check_keys(doc, ("format", "format_version", "model", "classes", "items"), path, "scores file")
+    check_keys(doc, _KEYS, path, "scores file")
+    check_keys(doc.get("model") or {}, _MODEL_KEYS, path, "model")
     classes, items = doc.get("classes"), doc.get("items")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ActionpipeError(path, "\"classes\" must be a non-empty list of class names")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ActionpipeError(path, "\"items\" must be a list of objects")
     for item in items:
-        check_keys(item, ("source", "probabilities", "open_set_score", "rejected", "windows"), path, "item")
+        check_keys(item, _ITEM_KEYS, path, "item")
+        windows = item.get("windows") or []
+        if not isinstance(windows, list):
+            raise ActionpipeError(path, f"item {item.get('source')!r}: \"windows\" must be a list")
+        for window in windows:
+            check_keys(window, _WINDOW_KEYS, path, "window")
         if not isinstance(item.get("source"), str):
             raise ActionpipeError(path, "every item needs a \"source\" (the sample's name)")
         probs = item.get("probabilities")

@@ -180,24 +180,18 @@ class OpenSet:
 
     @classmethod
     def from_card(cls, card) -> "OpenSet | None":
-        """The card's ``open_set`` section (None when it has none); the sidecar's SHA-256 is checked."""
+        """The card's ``open_set`` rule (None when it has none); the sidecar's SHA-256 is checked."""
         from .cards import sha256_file
 
-        section = card.raw.get("open_set")
-        if not section:
+        section = card.open_set
+        if section is None:
             return None
-        try:
-            method, threshold = str(section["method"]), float(section["threshold"])
-            if method not in METHODS:
-                raise ValueError(f"method {method!r} (expected one of {', '.join(METHODS)})")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ActionpipeError(card.card_path, f"bad open_set section: {exc}") from None
-        if method != "mahalanobis":
-            return cls(method, threshold)
-        path = card.directory / str(section.get("file", ""))
+        if section.method != "mahalanobis":
+            return cls(section.method, section.threshold)
+        path = card.directory / section.file
         if not path.is_file():
             raise ActionpipeError(path, "open-set statistics file named by the card not found")
-        if section.get("sha256") and sha256_file(path) != section["sha256"]:
+        if section.sha256 and sha256_file(path) != section.sha256:
             raise ActionpipeError(path, "SHA-256 does not match the card's open_set.sha256")
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -207,19 +201,7 @@ class OpenSet:
         if means.shape != (len(card.classes), precision.shape[0]) or precision.shape[0] != precision.shape[1]:
             raise ActionpipeError(path, f"means {means.shape} / precision {precision.shape} do not fit "
                                         f"{len(card.classes)} classes")
-        return cls(method, threshold, means, precision)
-
-
-def card_temperature(card) -> float:
-    """The card's fitted temperature (1.0 when it has no calibration)."""
-    t = (card.raw.get("calibration") or {}).get("temperature", 1.0)
-    try:
-        t = float(t)
-    except (TypeError, ValueError):
-        t = float("nan")
-    if not np.isfinite(t) or t <= 0:
-        raise ActionpipeError(card.card_path, f"calibration.temperature must be a positive number (got {t})")
-    return t
+        return cls(section.method, section.threshold, means, precision)
 
 
 def open_set_report(labels: Sequence[str], probabilities: np.ndarray, scores: np.ndarray | None,

@@ -255,6 +255,7 @@ class Sample:
             version = meta.get("format_version") if isinstance(meta, dict) else None
             raise ActionpipeError(path, f"sample format_version {version!r} is not supported")
         check_keys(meta, _META_KEYS, path, "sample meta")
+        check_keys(meta.get("pack") or {}, PackSpec.__dataclass_fields__, path, "sample meta pack")
         return cls(*_checked_arrays(path, **arrays), meta)
 
 

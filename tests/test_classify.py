@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 
-from actionpipe.cards import ModelCard
 from actionpipe.classify import ANSWERS, Classifier
 from actionpipe.jsonl import JsonlWriter, done_videos, repair_jsonl
 from actionpipe.pack import pack_track
@@ -130,8 +129,7 @@ def test_timeline_windows_are_the_predictors_batched_windows(timeline_run):
     tl = result.timeline
     # 36 frames at 15 fps, 12-frame windows every 6 frames: starts 0, 6, 12, 18, 24.
     inference = classifier.card.inference   # the timeline's windows are per call: the card's stay
-    assert (classifier.predictor.window, classifier.predictor.stride) == (inference["window_frames"],
-                                                                          inference["window_stride"])
+    assert (classifier.predictor.window, classifier.predictor.stride) == (inference.window_frames, inference.stride)
     assert np.allclose(tl.starts, np.array([0, 6, 12, 18, 24]) / 15)
     assert np.allclose(tl.ends - tl.starts, 0.8)
     assert np.allclose(result.prediction.probabilities, tl.probabilities.mean(0))
@@ -166,8 +164,7 @@ def test_naming_the_cards_own_aggregate_changes_nothing_on_a_calibrated_card(tim
 
     _, _, pose = timeline_run
     card = write_card(tmp_path / "calibrated", aggregate="motion")
-    card.card_path.write_text(json.dumps(dict(card.raw, calibration={"temperature": 0.02})))
-    card = ModelCard.load(card.directory)
+    card = card.rewrite(calibration={"temperature": 0.02})
     by_card = Classifier(card, device="cpu", fps=15, load_pose=False).classify_pose(pose, "v.mp4").prediction
     named = Classifier(card, device="cpu", fps=15, aggregate="motion", load_pose=False).classify_pose(pose, "v.mp4")
     assert np.allclose(named.prediction.probabilities, by_card.probabilities, atol=1e-6)

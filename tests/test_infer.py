@@ -227,9 +227,9 @@ def test_predictor_uses_the_cards_aggregate(card, tmp_path):
 
 
 def test_unknown_aggregate_in_card_is_a_clear_error(tmp_path):
-    bad = write_card(tmp_path / "bad", aggregate="median")
-    with pytest.raises(ActionpipeError, match="inference.aggregate 'median'"):
-        Predictor(bad, "cpu")
+    with pytest.raises(ActionpipeError, match=r"bad/card.json: inference.aggregate must be one of mean, motion, "
+                                              r"got 'median'"):
+        write_card(tmp_path / "bad", aggregate="median")
 
 
 def test_calibration_temperature_never_changes_the_class(tmp_path):

@@ -77,7 +77,7 @@ def penn(shipped):
     from actionpipe.datasets import load_penn_action
 
     root = shared_path("datasets", "penn_action")
-    config = shipped.raw["training"]["config"]
+    config = shipped.training_config
     fit, _ = split_validation(load_penn_action(root, "train"), config["val_fraction"], config["split_seed"])
     test = load_penn_action(root, "test")
     rng = np.random.default_rng(0)
@@ -183,7 +183,7 @@ def test_calibrate_writes_card_and_sidecar_idempotently(tmp_path, pose_dataset, 
     assert doc["calibration"]["temperature"] > 0 and "validation" in doc["calibration"]["fitted_on"]
     assert doc["open_set"]["method"] == "mahalanobis"
     assert doc["open_set"]["sha256"] == sha256_file(card.directory / "open_set.npz")
-    assert doc["classes"] == CLASSES and doc["weights"] == card.raw["weights"]  # the rest kept
+    assert doc["classes"] == CLASSES and doc["weights"] == card.to_dict()["weights"]  # the rest kept
     first = card.card_path.read_bytes()
     r = run_cli(*args)
     assert r.exit_code == 0 and card.card_path.read_bytes() == first
@@ -202,8 +202,7 @@ def test_calibrate_writes_card_and_sidecar_idempotently(tmp_path, pose_dataset, 
 
 def _with_open_set(card, threshold):
     """The card with an energy rule of the given threshold."""
-    card.card_path.write_text(json.dumps(dict(card.raw, open_set={"method": "energy", "threshold": threshold})))
-    return ModelCard.load(card.directory)
+    return card.rewrite(open_set={"method": "energy", "threshold": threshold})
 
 
 def test_rejected_clip_is_unknown_with_closest_class_and_no_reject_turns_it_off(tmp_path):

@@ -213,7 +213,7 @@ def test_training_learns_and_resume_continues_identically(penn_subset, tmp_path)
 
     card = ModelCard.load(straight)
     assert card.classes == ["golf_swing", "jumping_jacks", "pullup"]
-    assert card.preprocessing.layout == "coco17" and card.inference["window_frames"] == 16
+    assert card.preprocessing.layout == "coco17" and card.inference.window_frames == 16
     model = card.load_model()  # sha256 checked, reference keys
     assert model.fcn.out_channels == 3
 
