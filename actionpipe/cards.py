@@ -206,24 +206,30 @@ class ModelCard:
         return model.to(device).eval()
 
 
-def parse_sections(d: Any, what: str = "model card") -> dict[str, Any]:
+def parse_sections(d: Any, within: str | None = None) -> dict[str, Any]:
     """A card's typed sections (``inference``, ``pose``, ``calibration``, ``open_set``), ``label_map``
-    and ``documentation``, as :class:`ModelCard` takes them; also checks a training config's ``card``
-    (the sections it adds to the card it makes). Unknown keys and bad values are path-less errors."""
-    check_keys(d, CARD_KEYS, None, what)
-    for key, kind in _DOCUMENTATION_TYPES.items():
-        if not isinstance(d.get(key, kind()), kind):
-            raise ActionpipeError(None, f"{key} must be a JSON {_JSON_NAMES[kind]}")
-    label_map = d.get("label_map") or {}
-    if label_map:
-        from .trainconfig import check_label_map
+    and ``documentation``, as :class:`ModelCard` takes them. Also checks a training config's ``card``
+    (``within="card"``: the sections it adds to the card it makes, named so in the messages).
+    Unknown keys and bad values are path-less errors."""
+    check_keys(d, CARD_KEYS, None, within or "model card")
+    try:
+        for key, kind in _DOCUMENTATION_TYPES.items():
+            if not isinstance(d.get(key, kind()), kind):
+                raise ActionpipeError(None, f"{key} must be a JSON {_JSON_NAMES[kind]}")
+        label_map = d.get("label_map") or {}
+        if label_map:
+            from .trainconfig import check_label_map
 
-        check_label_map(label_map)
-    optional = {s.key: s.from_dict(d[s.key]) if d.get(s.key) is not None else None
-                for s in (CalibrationSection, OpenSetSection)}
-    return {"inference": InferenceSection.from_dict(d.get("inference", {})),
-            "pose": PoseSection.from_dict(d.get("pose", {})), **optional, "label_map": label_map,
-            "documentation": {k: d[k] for k in DOCUMENTATION_KEYS if k in d}}
+            check_label_map(label_map)
+        optional = {s.key: s.from_dict(d[s.key]) if d.get(s.key) is not None else None
+                    for s in (CalibrationSection, OpenSetSection)}
+        return {"inference": InferenceSection.from_dict(d.get("inference", {})),
+                "pose": PoseSection.from_dict(d.get("pose", {})), **optional, "label_map": label_map,
+                "documentation": {k: d[k] for k in DOCUMENTATION_KEYS if k in d}}
+    except ActionpipeError as exc:
+        if within is None:
+            raise
+        raise ActionpipeError(exc.path, f"{within}.{exc.problem}") from None
 
 
 def find_card(name_or_dir: str | Path) -> ModelCard:

@@ -35,7 +35,7 @@ from typing import Any
 
 from .augment import AugmentConfig
 from .errors import ActionpipeError, UsageError
-from .infer import WINDOW_AGGREGATES
+from .cards import parse_sections
 from .pack import PackSpec
 
 DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb")
@@ -133,10 +133,10 @@ class TrainConfig:
             raise ActionpipeError(where, f"optim.schedule {cfg.optim.schedule!r}: expected step or cosine")
         if min(cfg.window_frames, cfg.window_stride, cfg.optim.epochs, cfg.optim.batch_size) < 1:
             raise ActionpipeError(where, "window_frames, window_stride, optim.epochs and optim.batch_size must be >= 1")
-        aggregate = cfg.card.get("inference", {}).get("aggregate", "mean")
-        if aggregate not in WINDOW_AGGREGATES:
-            raise ActionpipeError(where, f"card.inference.aggregate {aggregate!r}: expected one of "
-                                         f"{', '.join(WINDOW_AGGREGATES)}")
+        try:
+            parse_sections(cfg.card, within="card")   # what it adds to the card: checked now, not after training
+        except ActionpipeError as exc:
+            raise ActionpipeError(where, exc.problem) from None
         if not 0 <= cfg.val_fraction < 1:
             raise ActionpipeError(where, f"val_fraction must be in [0, 1) (got {cfg.val_fraction})")
         _check_sources(cfg, where)

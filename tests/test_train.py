@@ -140,7 +140,10 @@ def test_config_overrides_and_typos(tmp_path):
     with pytest.raises(ActionpipeError, match="window_stride"):
         load_config(None, {"window_stride": 0})
     path.write_text(json.dumps({"card": {"inference": {"aggregate": "maximum"}}}))
-    with pytest.raises(ActionpipeError, match="card.inference.aggregate 'maximum'"):
+    with pytest.raises(ActionpipeError, match="card.inference.aggregate must be one of mean, motion, got 'maximum'"):
+        load_config(path)
+    path.write_text(json.dumps({"card": {"licence": "MIT"}}))   # a card would refuse it after training
+    with pytest.raises(ActionpipeError, match="card: unknown key\\(s\\) 'licence'"):
         load_config(path)
 
 
