@@ -155,13 +155,21 @@ class ActionModel:
     def __init__(self, model: str | os.PathLike | ModelCard | None = None, *, device: str = "auto",
                  imgsz: int | None = None, conf: float | None = None, fps: float | None = None, batch: int = 16,
                  pose_backend: str = DEFAULT_POSE_BACKEND, pose_precision: str | None = None,
-                 speed: str = DEFAULT_SPEED, reject: bool = True, prefetch: bool = True, verbose: bool = False):
-        self.verbose = verbose
+                 speed: str = DEFAULT_SPEED, reject: bool = True, prefetch: bool = True, verbose: bool = False,
+                 engine: str = "local", address: str | None = None, pose_workers: int | None = None):
+        from .engine_ray import ENGINES, import_ray
+
+        if engine not in ENGINES:
+            raise ActionpipeError(None, f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+        if engine == "ray":
+            import_ray()  # a missing Ray is one line now, not at the first video
+        self.verbose, self.engine, self.address, self.pose_workers = verbose, engine, address, pose_workers
+        # What a Ray actor builds its own model from (engine="ray").
+        self.settings = dict(device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch, pose_backend=pose_backend,
+                             pose_precision=pose_precision, speed=speed, reject=reject, prefetch=prefetch)
         with console.silenced(not verbose):
             self.card = _card(model)
-            self.classifier = Classifier(self.card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
-                                         pose_backend=pose_backend, pose_precision=pose_precision, speed=speed,
-                                         reject=reject, prefetch=prefetch)
+            self.classifier = Classifier(self.card, **self.settings)
 
     @property
     def classes(self) -> list[str]:
@@ -191,7 +199,12 @@ class ActionModel:
         videos = [source] if single else list(source)
         if pose is not None and not single:
             raise ActionpipeError(None, "pose= goes with one video, not a list")
-        results = self._results(videos, settings, pose, keep_dir, raise_errors=single)
+        if self.engine == "ray":
+            if pose is not None:
+                raise ActionpipeError(None, "pose= runs on the local engine, not on ray")
+            results = self._ray_results(videos, settings, keep_dir, raise_errors=single)
+        else:
+            results = self._results(videos, settings, pose, keep_dir, raise_errors=single)
         if single:
             result = next(results)
             results.close()  # ends the decode-ahead thread now
@@ -218,6 +231,17 @@ class ActionModel:
                     result = Result(VideoResult(str(video), "error", self.classes, error=str(exc)), None, self.verbose)
             result.info["seconds"] = round(time.perf_counter() - start, 3)
             yield result
+
+    def _ray_results(self, videos: list, settings: dict, keep_dir, raise_errors: bool) -> Iterator[Result]:
+        """Results from the Ray cluster (:mod:`actionpipe.engine_ray`), in the order they finish;
+        ``result.pose`` is None (the pose stays on the cluster)."""
+        from .engine_ray import classify_on_ray
+
+        for found in classify_on_ray(self.card, self.settings, videos, settings, keep_dir, self.address,
+                                     self.pose_workers, self.verbose):
+            if raise_errors and not found.ok:
+                raise ActionpipeError(None, found.error)
+            yield Result(found, None, self.verbose)
 
     def _quietly(self, items: Iterable) -> Iterator:
         """``items``, each one made with the console silenced (but not while the caller holds it)."""

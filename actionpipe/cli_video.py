@@ -9,6 +9,7 @@ import click
 from . import console
 from .aggregates import AGGREGATES
 from .cli_options import card_from_option, device_option, model_option, pose_backend_option, pose_precision_option
+from .engine_ray import ENGINES, POSE_CPUS
 from .speed import DEFAULT_SPEED, SPEEDS
 
 _seconds = click.FloatRange(min=0, min_open=True)
@@ -68,9 +69,15 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.option("--no-reject", is_flag=True,
               help="Always name a class: never answer `unknown`, even when the model's open-set score says "
                    "the clip is unlike anything it was trained on (the score is still reported).")
+@click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,
+              help="ray: run on a Ray cluster (pip install actionpipe[ray]), pose and ST-GCN as actor pools; "
+                   "a local Ray without --address.")
+@click.option("--address", help="With --engine ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT).")
+@click.option("--pose-workers", type=click.IntRange(1), metavar="N",
+              help=f"With --engine ray: pose actors (default: one per GPU, else one per {POSE_CPUS} CPUs).")
 def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_dir, per_person, imgsz, conf,
              fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, speed,
-             no_prefetch, no_reject):
+             no_prefetch, no_reject, engine, address, pose_workers):
     """Classify videos (files or folders of videos): all stages in one process.
 
     Each result has a status: ok (a class), unknown (rejected by the model's open-set rule: label
@@ -96,6 +103,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         raise UsageError(None, "--skip-existing needs --jsonl FILE (the results to resume)")
     if keep_dir == "-":
         raise UsageError(None, "--keep needs a folder, not '-' (stdout)")
+    if engine != "ray" and (address or pose_workers):
+        raise UsageError(None, "--address and --pose-workers go with --engine ray")
     _check_window(window_s, stride_s)
     videos, unreadable = expand_videos(inputs)
     for folder, why in unreadable:  # its videos cannot even be listed: a failure, said per folder
@@ -118,7 +127,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
         if videos:
             action_model = ActionModel(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
                                        prefetch=not no_prefetch, reject=not no_reject, pose_backend=pose_backend,
-                                       pose_precision=pose_precision, speed=speed, verbose=True)
+                                       pose_precision=pose_precision, speed=speed, verbose=True, engine=engine,
+                                       address=address, pose_workers=pose_workers)
             for result in action_model(videos, window=window_s, stride=stride_s, aggregate=aggregate,
                                        per_person=per_person, min_track_s=min_track_s, stream=True,
                                        keep_dir=keep_dir):

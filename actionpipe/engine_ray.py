@@ -1,0 +1,242 @@
+"""``--engine ray``: classify many videos on a Ray cluster (Ray Data), with the answers of one process.
+
+::
+
+    paths ──▶ Dataset ──▶ pose actors ──────────────▶ classify actors ──────────▶ driver
+              one video    decode + YOLO pose + tracks   pack + ST-GCN + statuses    results as they finish
+              per block    (one model per actor; a GPU   (CPU; one per             (JSONL / Parquet / API)
+                           each when the cluster has)    CLASSIFY_SHARE poses)
+
+Each stage runs the single-process code itself (:meth:`ActionModel.pose
+<actionpipe.api.ActionModel.pose>`, then :meth:`Classifier.classify_pose
+<actionpipe.classify.Classifier.classify_pose>` with the same settings and keep names), so a video
+gets the same result whichever engine runs it. A video that fails is an ``error`` result, never a
+failed job. Ray restarts a dead actor and retries its task (up to :data:`MAX_TASK_RETRIES` times);
+the driver yields each input position once, so a retried task never doubles a line.
+
+Ray is imported here only, and only when this engine runs (``pip install actionpipe[ray]``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from . import console
+from .errors import ActionpipeError
+
+ENGINES = ("local", "ray")
+RAY_HINT = "pip install 'actionpipe[ray]'"
+LOCAL_OBJECT_STORE_BYTES = 500 * 2**20  # a local Ray's shared memory: a pose file is ~0.1-1 MB
+MAX_TASK_RETRIES = 3      # a video that kills its actor every time fails the job, not loops forever
+MAX_INPUT_BLOCKS = 10_000  # one video per block (one task each) up to this many videos
+POSE_CPUS = 2             # cores per pose actor on a CPU cluster: its decode thread + the model
+CLASSIFY_SHARE = 32       # pose actors one classify actor keeps up with (see benchmarks/bench_ray.py)
+FAULT_FILE_ENV = "ACTIONPIPE_RAY_FAULT_FILE"  # fault injection for tests: see _inject_fault
+
+
+def import_ray():
+    """The ``ray`` module with Ray Data, or one clear line saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ActionpipeError(None, f"--engine ray needs Ray, which is not installed: {RAY_HINT}") from None
+    return ray
+
+
+def local_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def connect(address: str | None = None, verbose: bool = False):
+    """Join the Ray cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``), or start a
+    local one: this machine's cores, a small object store, no dashboard, loopback only. A session
+    the caller already started (``ray.init`` in a notebook or a test) is used as it is."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    options: dict[str, Any] = {"address": address, "logging_level": logging.INFO if verbose else logging.WARNING}
+    if address is None:
+        options.update(num_cpus=local_cpus(), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                       include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"at {address}" if address else "locally"
+        raise ActionpipeError(None, f"cannot start Ray {where}: {str(exc).strip().splitlines()[0]}") from None
+    return ray
+
+
+@dataclass
+class StagePlan:
+    """Actors and resources per stage, from the cluster's CPUs and GPUs."""
+
+    pose_workers: int
+    pose_cpus: float
+    pose_gpus: float
+    classify_workers: int
+
+    def __str__(self) -> str:
+        gpus = f", {self.pose_gpus:g} GPU" if self.pose_gpus else ""
+        return (f"{self.pose_workers} pose actor(s) ({self.pose_cpus:g} CPU{gpus} each), "
+                f"{self.classify_workers} classify actor(s)")
+
+
+def plan_stages(resources: dict[str, float], pose_workers: int | None = None, use_gpus: bool = True) -> StagePlan:
+    """With GPUs: one pose actor per GPU by default (a fraction of one each when ``pose_workers``
+    asks for more), one CPU each for decoding. Without: one pose actor per :data:`POSE_CPUS` cores,
+    the cores shared out when ``pose_workers`` asks for more. The classify actors take no CPU of the
+    accounting (the ST-GCN is a small fraction of the pose's work) so they never starve the pose."""
+    cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0)) if use_gpus else 0.0
+    if gpus:
+        workers = pose_workers or int(gpus)
+        pose_cpus, pose_gpus = 1.0, min(1.0, gpus / workers)
+    else:
+        workers = pose_workers or max(1, int(cpus // POSE_CPUS))
+        share = max(cpus, 1.0) / workers
+        pose_cpus, pose_gpus = (float(int(share)) if share >= 1 else share), 0.0
+    return StagePlan(workers, pose_cpus, pose_gpus, -(-workers // CLASSIFY_SHARE))
+
+
+def _inject_fault() -> None:
+    """Tests kill an actor mid-run: when the file ``$ACTIONPIPE_RAY_FAULT_FILE`` names exists, the
+    one process that removes it exits at once, as a crash or an OOM kill would."""
+    path = os.environ.get(FAULT_FILE_ENV)
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        os._exit(1)
+
+
+def _problem(video: str, exc: Exception) -> str:
+    """An error result's text: ``FILE: problem``, as the single-process path words it."""
+    if isinstance(exc, ActionpipeError):
+        return str(exc)
+    return f"{video}: {type(exc).__name__}: {exc}"
+
+
+def _enter(cwd: str) -> None:
+    """Relative paths mean what they meant to the driver, where its folder exists (a local Ray, or
+    a cluster sharing the file system at the same mount points)."""
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+
+
+class PoseStage:
+    """Decode + pose, one video per call; the pose model is loaded once per actor."""
+
+    def __init__(self, card, settings: dict[str, Any], cwd: str):
+        from .api import ActionModel
+
+        _enter(cwd)
+        self.model = ActionModel(card, **settings)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        poses, errors, seconds = [], [], []
+        for video in batch["video"]:
+            _inject_fault()
+            start = time.perf_counter()
+            try:
+                poses.append(pickle.dumps(self.model.pose(str(video)), protocol=pickle.HIGHEST_PROTOCOL))
+                errors.append("")
+            except Exception as exc:  # any failure is this video's result, never the job's end
+                poses.append(b"")
+                errors.append(_problem(str(video), exc))
+            seconds.append(time.perf_counter() - start)
+        return {**batch, "pose": poses, "error": errors, "pose_s": seconds}
+
+
+class ClassifyStage:
+    """Pack + ST-GCN + statuses of posed videos; yields pickled :class:`VideoResult` objects."""
+
+    def __init__(self, card, settings: dict[str, Any], analysis: dict[str, Any], keep_dir: str | None, cwd: str):
+        from .api import ActionModel
+
+        _enter(cwd)
+        self.model = ActionModel(card, **settings)
+        self.model.classifier.configure(**analysis)
+        self.keep_dir = keep_dir
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from .classify import VideoResult
+
+        results = []
+        for video, pose, error, pose_s, name in zip(batch["video"], batch["pose"], batch["error"],
+                                                    batch["pose_s"], batch["keep_name"]):
+            video, start = str(video), time.perf_counter()
+            if not error:
+                try:
+                    with console.silenced():
+                        result = self.model.classifier.classify_pose(pickle.loads(pose), video, self.keep_dir,
+                                                                     str(name))
+                except Exception as exc:
+                    error = _problem(video, exc)
+            if error:
+                result = VideoResult(video, "error", self.model.classes, error=str(error))
+            result.info["seconds"] = round(float(pose_s) + time.perf_counter() - start, 3)
+            results.append(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        return {"index": batch["index"], "result": results}
+
+
+def _pipeline(ray, rows: list[dict], plan: StagePlan, card, settings: dict[str, Any], analysis: dict[str, Any],
+              keep_dir: str | Path | None):
+    """The Dataset: rows of videos -> pose actors -> classify actors -> rows of pickled results."""
+    dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_INPUT_BLOCKS))
+    # Ray restarts a dead actor (max_restarts=-1, its default) and retries the task it was running.
+    # Ray 2.64 drops these remote args (its default then: retry forever); the pin keeps them.
+    retries = {"max_restarts": -1, "max_task_retries": MAX_TASK_RETRIES}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", DeprecationWarning)
+        dataset = dataset.map_batches(
+            PoseStage, batch_size=1, fn_constructor_kwargs={"card": card, "settings": settings, "cwd": os.getcwd()},
+            compute=ray.data.ActorPoolStrategy(size=plan.pose_workers, max_tasks_in_flight_per_actor=2),
+            num_cpus=plan.pose_cpus, num_gpus=plan.pose_gpus or None, **retries)
+        # The ST-GCN stage runs on the CPU (a small share of the work; GPUs go to the pose actors).
+        return dataset.map_batches(
+            ClassifyStage, batch_size=1, compute=ray.data.ActorPoolStrategy(size=plan.classify_workers),
+            fn_constructor_kwargs={"card": card, "settings": dict(settings, device="cpu"), "analysis": analysis,
+                                   "keep_dir": None if keep_dir is None else str(keep_dir), "cwd": os.getcwd()},
+            num_cpus=0, **retries)
+
+
+def classify_on_ray(card, settings: dict[str, Any], videos: Sequence[str | Path], analysis: dict[str, Any],
+                    keep_dir: str | Path | None = None, address: str | None = None,
+                    pose_workers: int | None = None, verbose: bool = False) -> Iterator:
+    """:class:`~actionpipe.classify.VideoResult` of each video, in the order they finish, once each.
+
+    ``settings``: :class:`~actionpipe.api.ActionModel`'s constructor options (each actor builds its
+    own model from them); ``analysis``: the per-call window/aggregate/per-person settings.
+    """
+    from .classify import keep_names
+
+    if not videos:
+        return
+    ray = connect(address, verbose)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = verbose and not console._quiet
+    logging.getLogger("ray.data").setLevel(logging.INFO if context.enable_progress_bars else logging.WARNING)
+    plan = plan_stages(ray.cluster_resources(), pose_workers, use_gpus=settings.get("device") != "cpu")
+    if verbose:
+        console.info(f"ray: {len(videos)} video(s) on {plan}")
+    rows = [{"index": i, "video": str(v), "keep_name": name} for i, (v, name) in enumerate(zip(videos, keep_names(videos)))]
+    dataset = _pipeline(ray, rows, plan, card, settings, analysis, keep_dir)
+    seen: set[int] = set()
+    try:
+        for row in dataset.iter_rows():
+            if int(row["index"]) in seen:  # a retried task's second answer
+                continue
+            seen.add(int(row["index"]))
+            yield pickle.loads(row["result"])
+    except ray.exceptions.RayError as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ActionpipeError(None, f"the Ray job failed after {len(seen)} of {len(videos)} video(s) "
+                                    f"({lines[-1] if lines else type(exc).__name__}); run again with "
+                                    "--skip-existing to resume") from None

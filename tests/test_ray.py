@@ -1,0 +1,161 @@
+"""``--engine ray`` (issue 16): the single-process answers from a local Ray with 2 CPUs, a broken
+video as an error line, resuming, and a pose actor killed mid-run.
+
+One Ray session for the module (started as ``classify --engine ray`` starts one), so its start-up
+is paid once. The clips are 2 s cuts of real videos, made at test time in a temporary folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, shared_path
+
+FPS = 10          # both engines run the pose at this rate: a short, real workload
+CLIP_S = 2.0
+
+slow = pytest.mark.slow
+
+
+def _cut(source: Path, target: Path, seconds: float = CLIP_S, max_side: int = 480) -> Path:
+    """The first ``seconds`` of ``source``, shrunk to ``max_side``, as an MPEG-4 file."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(source))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    scale = min(1.0, max_side / max(width, height))
+    size = (round(width * scale) // 2 * 2, round(height * scale) // 2 * 2)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for _ in range(int(seconds * fps)):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    writer.release()
+    cap.release()
+    return target
+
+
+def _without_time(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k != "seconds"}
+
+
+def test_core_never_imports_ray():
+    code = ("import sys, actionpipe, actionpipe.api, actionpipe.cli, actionpipe.engine_ray;"
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+
+
+def test_missing_ray_is_one_line(tmp_path):
+    # sys.modules["ray"] = None makes `import ray` fail as it does where Ray is not installed.
+    code = ("import sys; sys.modules['ray'] = None; from actionpipe.cli import main;"
+            f"main(['classify', {str(tmp_path / 'a.mp4')!r}, '--engine', 'ray'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "actionpipe: error: --engine ray needs Ray, which is not installed: pip install 'actionpipe[ray]'"]
+
+
+def test_ray_options_need_the_ray_engine(run_cli, tmp_path):
+    result = run_cli("classify", tmp_path / "a.mp4", "--pose-workers", "2")
+    assert result.exit_code == 2 and "go with --engine ray" in result.stderr
+
+
+def test_stage_plan():
+    from actionpipe.engine_ray import plan_stages
+
+    plan = plan_stages({"CPU": 2.0})  # this machine: one pose actor on both cores
+    assert (plan.pose_workers, plan.pose_cpus, plan.pose_gpus, plan.classify_workers) == (1, 2.0, 0.0, 1)
+    assert (plan_stages({"CPU": 2.0}, 2).pose_cpus, plan_stages({"CPU": 2.0}, 3).pose_cpus) == (1.0, 2 / 3)
+    gpus = plan_stages({"CPU": 64.0, "GPU": 4.0})
+    assert (gpus.pose_workers, gpus.pose_cpus, gpus.pose_gpus) == (4, 1.0, 1.0)
+    assert plan_stages({"CPU": 64.0, "GPU": 4.0}, 8).pose_gpus == 0.5   # two pose actors share a GPU
+    assert plan_stages({"CPU": 64.0, "GPU": 4.0}, use_gpus=False).pose_workers == 32  # --device cpu
+    assert plan_stages({"CPU": 512.0}, 100).classify_workers == 4
+
+
+@pytest.fixture(scope="module")
+def fault_file(tmp_path_factory):
+    """A local Ray for the module; its workers inherit the fault-injection variable."""
+    from actionpipe.engine_ray import FAULT_FILE_ENV, connect
+
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install actionpipe[ray])")
+    path = tmp_path_factory.mktemp("fault") / "kill-one-pose-actor"
+    os.environ[FAULT_FILE_ENV] = str(path)
+    connect(None)
+    yield path
+    ray.shutdown()
+    del os.environ[FAULT_FILE_ENV]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    sources = [REPO / "samples" / "squat.mp4", shared_path("media", "Deadlift.mp4"),
+               shared_path("datasets", "realvideo_dev", "videos", "jumping_jacks__treadtv-ibbu1.mp4")]
+    return [_cut(source, folder / source.name) for source in sources]
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("broken") / "broken.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_answers(clips, broken) -> dict[str, dict]:
+    from actionpipe import ActionModel
+
+    return {r.video: _without_time(r.to_dict()) for r in ActionModel(fps=FPS)(clips + [broken])}
+
+
+@pytest.fixture(scope="module")
+def ray_model(fault_file):
+    from actionpipe import ActionModel
+
+    return ActionModel(fps=FPS, engine="ray")
+
+
+@slow
+def test_same_answers_and_a_broken_video(ray_model, clips, broken, local_answers):
+    results = list(ray_model(clips + [broken], stream=True))
+    answers = {r.video: _without_time(r.to_dict()) for r in results}
+    assert sorted(answers) == sorted(local_answers) and len(results) == len(answers)
+    assert answers == local_answers
+    assert {d["status"] for v, d in answers.items() if v != str(broken)} <= {"ok", "unknown"}
+    assert answers[str(broken)]["status"] == "error" and str(broken) in answers[str(broken)]["error"]
+    assert all(r.info["seconds"] > 0 for r in results if r.ok)
+    with pytest.raises(Exception, match="broken.mp4"):  # a single video raises, as on the local engine
+        ray_model(broken)
+
+
+@slow
+def test_cli_resumes_where_it_stopped(run_cli, fault_file, clips, local_answers, tmp_path):
+    out = tmp_path / "results.jsonl"
+    first = dict(local_answers[str(clips[0])], seconds=1.0)
+    out.write_text(json.dumps(first) + "\n" + '{"video": "cut off by a cra')
+    result = run_cli("classify", clips[0], clips[1], "--engine", "ray", "--fps", FPS, "--jsonl", out,
+                     "--skip-existing")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "1 of 2 video(s) already done, skipped" in result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0] == first and [d["video"] for d in lines] == [str(clips[0]), str(clips[1])]
+    assert _without_time(lines[1]) == local_answers[str(clips[1])]
+
+
+@slow
+def test_killed_pose_actor_loses_and_doubles_nothing(ray_model, fault_file, clips, local_answers):
+    fault_file.touch()  # the first pose actor to see it exits mid-run; Ray restarts it and retries
+    answers = [_without_time(r.to_dict()) for r in ray_model(clips, stream=True)]
+    assert not fault_file.exists()  # an actor did die
+    assert sorted(d["video"] for d in answers) == sorted(map(str, clips))  # each exactly once
+    assert {d["video"]: d for d in answers} == {str(c): local_answers[str(c)] for c in clips}
