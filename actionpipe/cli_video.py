@@ -58,7 +58,11 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every video's result on stdout.")
 @click.option("--jsonl", "jsonl_path", metavar="FILE",
               help="Append one JSON line per video to FILE as each finishes ('-': stdout). A killed run leaves whole lines.")
-@click.option("--skip-existing", is_flag=True, help="With --jsonl FILE: skip videos FILE already has a result for (resume).")
+@click.option("--parquet", "parquet_path", metavar="FILE",
+              help="Also write the results as a Parquet table, one row per video, when the run ends (needs pyarrow: "
+                   "pip install actionpipe[ray]).")
+@click.option("--skip-existing", is_flag=True,
+              help="With --jsonl FILE or --parquet FILE: skip videos it already has a result for (resume).")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Write pose.json, sample.npz and scores.json per video here.")
 @click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track (id, time span, box).")
 @_with_options(_analysis_options)
@@ -75,8 +79,8 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.option("--address", help="With --engine ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT).")
 @click.option("--pose-workers", type=click.IntRange(1), metavar="N",
               help=f"With --engine ray: pose actors (default: one per GPU, else one per {POSE_CPUS} CPUs).")
-def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_dir, per_person, imgsz, conf,
-             fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, speed,
+def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_existing, keep_dir, per_person, imgsz,
+             conf, fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, speed,
              no_prefetch, no_reject, engine, address, pose_workers):
     """Classify videos (files or folders of videos): all stages in one process.
 
@@ -94,15 +98,16 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
     from .errors import UsageError
     from .fileio import check_outputs, dumps
     from .jsonl import JsonlWriter, done_videos
+    from .parquet import ParquetResults
     from .report import render_table
     from .video import expand_videos
 
     if as_json and jsonl_path == "-":
         raise UsageError(None, "--json and --jsonl - both write to stdout: pick one")
-    if skip_existing and jsonl_path in (None, "-"):
-        raise UsageError(None, "--skip-existing needs --jsonl FILE (the results to resume)")
-    if keep_dir == "-":
-        raise UsageError(None, "--keep needs a folder, not '-' (stdout)")
+    if skip_existing and jsonl_path in (None, "-") and not parquet_path:
+        raise UsageError(None, "--skip-existing needs --jsonl FILE or --parquet FILE (the results to resume)")
+    if "-" in (keep_dir, parquet_path):
+        raise UsageError(None, "--keep and --parquet need a folder or file, not '-' (stdout)")
     if engine != "ray" and (address or pose_workers):
         raise UsageError(None, "--address and --pose-workers go with --engine ray")
     _check_window(window_s, stride_s)
@@ -112,15 +117,18 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
                              "classified", markup=False, soft_wrap=True)
     if not videos and not unreadable:
         raise UsageError(None, f"no video files found in: {', '.join(inputs)}")
-    check_outputs([jsonl_path, keep_dir], videos)
+    check_outputs([jsonl_path, keep_dir, parquet_path], videos)
     card = card_from_option(model)  # a bad --model fails before the JSONL file is touched
+    parquet = ParquetResults(parquet_path) if parquet_path else None
     writer = JsonlWriter(jsonl_path) if jsonl_path not in (None, "-") else None
     if writer and writer.repaired:
         console.warn(f"{jsonl_path}: removed a partial last line ({writer.repaired} bytes) of an interrupted run")
     if skip_existing:
-        done = done_videos(jsonl_path, ANSWERS)
+        done = ((done_videos(jsonl_path, ANSWERS) if writer else set()) |
+                (parquet.done_videos(ANSWERS) if parquet else set()))
         todo = [v for v in videos if os.path.realpath(v) not in done]
-        console.info(f"{jsonl_path}: {len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
+        console.info(f"{' and '.join(p for p in (writer and jsonl_path, parquet_path) if p)}: "
+                     f"{len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
         videos = todo
     results, out = [], Console()  # results: each video's JSON object (poses are not kept)
     try:
@@ -146,6 +154,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
                 if len(videos) > 1 and result.ok:
                     console.info(f"[{len(results)}/{len(videos)}] {result.video}: "
                                  f"{d.get('label') or result.status} ({d['seconds']:.1f} s)")
+                if parquet:
+                    parquet.write(d)
                 if writer:
                     writer.write(d)
                 elif jsonl_path == "-":
@@ -162,6 +172,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, skip_existing, keep_
     finally:
         if writer:
             writer.close()
+        if parquet:  # the videos finished so far, also when the run failed or was interrupted
+            parquet.close()
     if as_json:
         click.echo(dumps({"model": card.name, "results": results}, indent=2))
     failed = sum(d["status"] == "error" for d in results)

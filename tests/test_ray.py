@@ -68,6 +68,15 @@ def test_ray_options_need_the_ray_engine(run_cli, tmp_path):
     assert result.exit_code == 2 and "go with --engine ray" in result.stderr
 
 
+def test_parquet_never_replaces_a_file_it_did_not_write(run_cli, tmp_path):
+    pytest.importorskip("pyarrow", reason="pyarrow comes with Ray (pip install actionpipe[ray])")
+    notes = tmp_path / "notes.parquet"
+    notes.write_text("my notes")
+    result = run_cli("classify", tmp_path / "a.mp4", "--parquet", notes)
+    assert result.exit_code == 1 and "not a results Parquet file" in result.stderr
+    assert notes.read_text() == "my notes"
+
+
 def test_stage_plan():
     from actionpipe.engine_ray import plan_stages
 
@@ -139,17 +148,24 @@ def test_same_answers_and_a_broken_video(ray_model, clips, broken, local_answers
 
 @slow
 def test_cli_resumes_where_it_stopped(run_cli, fault_file, clips, local_answers, tmp_path):
-    out = tmp_path / "results.jsonl"
+    from actionpipe.parquet import read_results
+
+    out, table = tmp_path / "results.jsonl", tmp_path / "results.parquet"
     first = dict(local_answers[str(clips[0])], seconds=1.0)
     out.write_text(json.dumps(first) + "\n" + '{"video": "cut off by a cra')
     result = run_cli("classify", clips[0], clips[1], "--engine", "ray", "--fps", FPS, "--jsonl", out,
-                     "--skip-existing")
+                     "--parquet", table, "--skip-existing")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     assert "1 of 2 video(s) already done, skipped" in result.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0] == first and [d["video"] for d in lines] == [str(clips[0]), str(clips[1])]
     assert _without_time(lines[1]) == local_answers[str(clips[1])]
+    assert read_results(table) == lines[1:]  # the same object, as a Parquet row
+    import pyarrow.parquet as pq
+    row = pq.read_table(table).to_pylist()[0]
+    assert (row["video"], row["status"], row["label"], row["probability"]) == tuple(
+        lines[1][key] for key in ("video", "status", "label", "probability"))
 
 
 @slow
