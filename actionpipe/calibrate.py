@@ -2,7 +2,7 @@
 
 The validation split is the one the trainer held out of the training clips (the card's
 ``training.config`` gives ``dataset``, ``val_fraction`` and ``split_seed``; the same
-:func:`actionpipe.train.split_validation` draws it), so nothing here was fitted on clips the
+:func:`actionpipe.datasets.split_validation` draws it), so nothing here was fitted on clips the
 model learned from, and the test split only *measures* (ECE before/after, the rejection rate).
 
 * temperature: minimises the NLL of the validation clips' probabilities (combined over windows
@@ -41,7 +41,7 @@ DEFAULT_VIEWS = 3
 
 def augmented_clip(clip, augment_config, rng: np.random.Generator):
     """``clip`` with the trainer's spatial augmentation and speed jitter (speed as a frame-rate change)."""
-    from .train import augmented_keypoints
+    from .model_input import augmented_keypoints
 
     kp, speed = augmented_keypoints(clip, augment_config, rng)
     return replace(clip, keypoints=kp, fps=clip.fps * speed)
@@ -62,7 +62,7 @@ def validation_views(clips, config: dict[str, Any], views: int, seed: int) -> li
 def clip_predictions(predictor, clips) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Window logits (one ``(W, K)`` array per clip), mean window features ``(N, D)`` and the clips'
     probabilities ``(N, K)`` as the predictor combines them (the card's aggregate)."""
-    from .train import clip_sample
+    from .model_input import clip_sample
 
     preds = predictor.predict([clip_sample(c, predictor.card.preprocessing) for c in clips],
                               [c.path or c.name for c in clips])
@@ -104,7 +104,7 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
     measure the rule: the share of them it rejects and, per method, the ROC AUC of known against
     them, recorded in ``open_set.validation_negatives``."""
     from .infer import Predictor
-    from .train import split_validation
+    from .datasets import split_validation
     from .trainconfig import OTHER_LABEL
 
     if method not in METHODS:

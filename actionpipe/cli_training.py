@@ -17,8 +17,16 @@ from .cli_options import card_from_option, device_option, model_option
               help="Training config (JSON or YAML). Default: the ST-GCN paper's recipe; see actionpipe.trainconfig.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory: card.json + weights.pt (the model), checkpoint.pt, log.jsonl, config.json.")
-@click.option("--dataset", help="penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, kinetics:DIR or poses:LABELS.csv "
+@click.option("--dataset", help="videos:DIR (one folder per class), videos:LABELS.csv (file,label[,group][,split]), "
+                                "penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, kinetics:DIR or poses:LABELS.csv "
                                 "(replaces the config's datasets).")
+@click.option("--from", "source", metavar="MODEL",
+              help="Fine-tune this model (card name or folder): its preprocessing, backbone and pose settings, "
+                   "a new head for the dataset's classes (shared classes keep their rows).")
+@click.option("--freeze", type=click.IntRange(0, 10), help="With --from: keep the first N of the 10 ST-GCN blocks "
+                                                          "(and the input batch norm) as they are.")
+@click.option("--pose-cache", type=click.Path(file_okay=False),
+              help="videos: where pose files are cached (default $ACTIONPIPE_CACHE/poses, ~/.cache/actionpipe/poses).")
 @click.option("--labels", help="Kinetics label JSON (default: DIR_label.json beside DIR).")
 @click.option("--epochs", type=click.IntRange(1), help="Override optim.epochs.")
 @click.option("--batch-size", type=click.IntRange(1), help="Override optim.batch_size.")
@@ -31,9 +39,10 @@ from .cli_options import card_from_option, device_option, model_option
 @click.option("--stop-after", type=click.IntRange(1), help="Stop after this many epochs (continue later with --resume).")
 @device_option
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's).")
-def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, seed, name, sets, resume, stop_after,
-              device, threads):
-    """Train an ST-GCN on labelled skeleton clips; writes a model directory usable as --model."""
+def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels, epochs, batch_size, lr, seed, name,
+              sets, resume, stop_after, device, threads):
+    """Train an ST-GCN on labelled videos or skeleton clips, from scratch or fine-tuning a model (--from);
+    writes a model directory usable as --model."""
     from .train import train
     from .trainconfig import load_config, parse_override
 
@@ -42,7 +51,8 @@ def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, see
     overrides = dict(parse_override(s) for s in sets)
     if dataset is not None:
         overrides["datasets"] = []   # --dataset replaces the config's sources, one or several
-    for key, value in (("dataset", dataset), ("labels", labels), ("optim.epochs", epochs),
+    for key, value in (("dataset", dataset), ("finetune.source", source), ("finetune.freeze_blocks", freeze),
+                       ("pose_cache", pose_cache), ("labels", labels), ("optim.epochs", epochs),
                        ("optim.batch_size", batch_size), ("optim.lr", lr), ("seed", seed), ("name", name)):
         if value is not None:
             overrides[key] = value
@@ -57,8 +67,8 @@ def train_cmd(config_path, run_dir, dataset, labels, epochs, batch_size, lr, see
 @click.command("eval")
 @model_option
 @click.option("--dataset", required=True,
-              help="penn:DIR, kinetics:DIR, poses:LABELS.csv (skeletons) or videos:LABELS.csv / a video folder "
-                   "with --labels (end to end: pose, pack, model).")
+              help="penn:DIR, kinetics:DIR, poses:LABELS.csv (skeletons) or videos:DIR (one folder per class), "
+                   "videos:LABELS.csv / a video folder with --labels (end to end: pose, pack, model).")
 @click.option("--split", type=click.Choice(["train", "test"]), help="Dataset split (Penn: test is the benchmark).")
 @click.option("--labels", help="Kinetics label JSON, or the labels CSV (file,label) of a video folder.")
 @click.option("--json", "as_json", is_flag=True, help="Metrics as JSON on stdout (tables go to stderr).")
@@ -85,7 +95,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, i
         csv_path, video_root = (rest, None) if kind == "videos" else (labels, dataset)
         if pose_cache:
             Path(pose_cache).mkdir(parents=True, exist_ok=True)
-        result = evaluate_videos(card, csv_path, device, pose_cache, video_root,
+        result = evaluate_videos(card, csv_path, device, pose_cache, video_root, split,
                                  imgsz=imgsz, fps=fps, batch=batch)
     else:
         result = evaluate_dataset(card, dataset, split, labels, device, batch)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -89,6 +89,37 @@ def class_names(clips: Iterable[Clip]) -> list[str]:
     if index_of and all(i is not None for i in index_of.values()):
         return sorted(index_of, key=lambda name: (index_of[name], name))
     return sorted(index_of)
+
+
+def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """Stratified hold-out of about ``fraction`` of each class's clips, drawn as whole groups
+    (:attr:`Clip.group`: clips of one source video stay on one side, whatever their labels), so a
+    class may give a few clips more than its share. A class keeps at least one group for training;
+    one that cannot give any clip (a single clip, or a single group) is said on stderr, as the
+    training and calibration that use this split then know nothing of how well it is learnt."""
+    rng = np.random.default_rng(seed)
+    held_out: dict[Any, bool] = {}   # group -> in validation; decided once, for every label in it
+    train, val = [], []
+    for label in sorted({c.label for c in clips}):
+        groups: dict[Any, list[Clip]] = {}
+        for i, c in enumerate(clips):
+            if c.label == label:
+                groups.setdefault(c.group if c.group is not None else (None, i), []).append(c)
+        size = sum(len(g) for g in groups.values())
+        target = min(size - 1, max(1 if size > 1 else 0, round(fraction * size)))
+        held = sum(len(g) for key, g in groups.items() if held_out.get(key))
+        keys = list(groups)
+        for key in (keys[j] for j in rng.permutation(len(keys))):
+            if key not in held_out:   # whole groups until the target is met, never the class's last
+                held_out[key] = held < target and held + len(groups[key]) < size
+                held += len(groups[key]) if held_out[key] else 0
+            (val if held_out[key] else train).extend(groups[key])
+        if fraction and size == 1:
+            console.warn(f"class {label!r}: only 1 clip, too few to validate (none held out; "
+                         "at least 2 clips, better 5 or more in several groups, are needed)")
+        elif target and not held:
+            console.warn(f"class {label!r}: all {size} clips are one group, none held out for validation")
+    return train, val
 
 
 def check_split(split: str | None) -> None:

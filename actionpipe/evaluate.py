@@ -5,8 +5,9 @@ Two kinds of data:
 * skeleton datasets (``penn:DIR``, ``kinetics:DIR``, ``poses:LABELS.csv``; see
   :func:`actionpipe.trainconfig.load_dataset`): each clip is prepared exactly as in training
   and run through :class:`actionpipe.infer.Predictor` (the card's windows, batched);
-* videos (``videos:LABELS.csv``, columns ``file,label`` relative to the CSV, or a folder with a
-  ``--labels`` CSV): end to end through :class:`actionpipe.classify.Classifier` — pose, pack, model.
+* videos (``videos:DIR`` with one folder per class, ``videos:LABELS.csv`` with columns
+  ``file,label[,group][,split]`` relative to the CSV, or a folder with a ``--labels`` CSV;
+  :mod:`actionpipe.video_dataset`): end to end through :class:`actionpipe.classify.Classifier` — pose, pack, model.
   ``pose_cache`` keeps each video's pose file and reuses it, so preprocessing can be compared
   without re-running the pose model.
 
@@ -82,7 +83,7 @@ def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, la
                      device: str = "auto", batch_size: int = 64) -> Evaluation:
     """A skeleton dataset, prepared as in training, through the card's Predictor."""
     from .infer import Predictor
-    from .train import clip_sample
+    from .model_input import clip_sample
     from .trainconfig import load_dataset
 
     clips, _ = load_dataset(dataset, split, labels, card.preprocessing, card.label_map)
@@ -101,33 +102,30 @@ def _open_set(predictor, predictions) -> tuple[np.ndarray | None, float | None]:
     return scores, float(predictor.open_set.threshold)
 
 
-def read_video_labels(labels_csv: str | Path, video_root: str | Path | None = None) -> list[tuple[Path, str]]:
-    """``file,label`` rows of a CSV (extra columns ignored), files relative to ``video_root``
-    (default: the CSV's folder)."""
-    labels_csv = Path(labels_csv)
-    if not labels_csv.is_file():
-        raise ActionpipeError(labels_csv, "labels CSV not found")
-    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
-            raise ActionpipeError(labels_csv, f"needs columns file,label (got {reader.fieldnames})")
-        root = Path(video_root) if video_root is not None else labels_csv.parent
-        rows = [(root / r["file"], r["label"].strip()) for r in reader if r.get("file")]
+def read_video_labels(source: str | Path, video_root: str | Path | None = None,
+                      split: str | None = None) -> list[tuple[Path, str]]:
+    """(video, label) of a video dataset (:func:`actionpipe.video_dataset.list_videos`: a folder
+    of class folders, or a ``file,label[,group][,split]`` CSV whose files are relative to
+    ``video_root``, default its folder), of ``split`` when given. A missing video is an error."""
+    from .video_dataset import list_videos
+
+    rows = [(Path(video_root) / v.name if video_root is not None else v.path, v.label)
+            for v in list_videos(source, split)]
     for path, _ in rows:
         if not path.is_file():
-            raise ActionpipeError(labels_csv, f"{path} not found")
+            raise ActionpipeError(source, f"{path} not found")
     return rows
 
 
 def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto",
                     pose_cache: str | Path | None = None, video_root: str | Path | None = None,
-                    **classifier_options) -> Evaluation:
+                    split: str | None = None, **classifier_options) -> Evaluation:
     """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
     so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
     from .classify import Classifier, keep_names
     from .posefile import PoseFile
 
-    rows = read_video_labels(labels_csv, video_root)
+    rows = read_video_labels(labels_csv, video_root, split)
     names = keep_names([video for video, _ in rows])  # pose cache folders that never collide
     classifier = Classifier(card, device=device, reject=False,
                             **{k: v for k, v in classifier_options.items() if v})

@@ -7,10 +7,12 @@ Run directory (``-o RUN_DIR``), also a model directory ``--model`` accepts:
 * ``checkpoint.pt`` — the last epoch (model, EMA, optimiser), for ``--resume``;
 * ``config.json`` — the full resolved config; ``log.jsonl`` — one line per epoch.
 
-Clips go through :func:`actionpipe.pack.prepare_keypoints` exactly as at inference, after the
-pixel-space augmentation of :mod:`actionpipe.augment` and a speed-jittered resampling to the
-model's frame rate, then a random ``window_frames`` crop (loop-padded when short, like inference).
-Epoch ``e`` draws its randomness from ``(seed, e)`` alone, so a resumed run continues identically.
+The steps: :func:`load_training_data` (sources, classes, validation hold-out), :func:`build_model`
+(from scratch, or a fine-tuning source's backbone with a new head: :mod:`actionpipe.finetune`),
+:func:`build_optimizer`, then per epoch :func:`train_epoch`, :func:`validate` and the saves.
+Clips become model input through :mod:`actionpipe.model_input`, exactly as at inference plus the
+training augmentation. Epoch ``e`` draws its randomness from ``(seed, e)`` alone, so a resumed run
+continues identically.
 """
 from __future__ import annotations
 
@@ -25,91 +27,43 @@ from typing import Any
 import numpy as np
 
 from . import console
-from .augment import AugmentConfig, augment
 from .cards import sha256_file
-from .datasets import Clip, class_names
+from .datasets import Clip, class_names, split_validation
 from .errors import ActionpipeError
 from .fileio import atomic_path, write_json
 from .infer import combine_windows, run_windows
+from .model_input import clip_sample, training_sample
 from .openset import softmax
-from .pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
+from .pack import Sample
 from .trainconfig import OTHER_LABEL, TrainConfig, load_sources
 
 
-# --- clips -> model input ------------------------------------------------------------------------
+# --- data ----------------------------------------------------------------------------------------
 
-def clip_to_model_space(clip: Clip, spec: PackSpec, speed: float = 1.0,
-                        keypoints: np.ndarray | None = None) -> np.ndarray:
-    """A clip's first ``spec.max_people`` people resampled to ``spec.fps`` (as if played ``speed``×
-    faster) and prepared like inference does: ``(C, T, V, M)`` float32."""
-    kp = clip.keypoints if keypoints is None else keypoints
-    m = spec.max_people
-    if kp.shape[0] < m:
-        kp = np.concatenate([kp, np.zeros((m - kp.shape[0],) + kp.shape[1:], np.float32)])
-    kp = kp[:m]
-    if spec.fps:
-        kp = kp[:, resample_time(np.arange(kp.shape[1]) / (clip.fps * speed), spec.fps)]
-    out = prepare_keypoints(kp, clip.layout, spec, clip.width, clip.height)
-    return np.ascontiguousarray(out.transpose(3, 1, 2, 0))
+@dataclass
+class TrainingData:
+    """What a run learns from: the training clips with their sampling weights, the validation clips
+    (known classes only: accuracy and checkpoints), the model's classes and a description."""
+
+    train_clips: list[Clip]
+    train_weights: np.ndarray
+    val_clips: list[Clip]
+    classes: list[str]
+    info: dict[str, Any]
 
 
-def clip_sample(clip: Clip, spec: PackSpec) -> Sample:
-    """A dataset clip prepared exactly as in training, as a Sample the Predictor takes."""
-    data = clip_to_model_space(clip, spec)
-    t = data.shape[1]
-    return Sample(data[None], np.arange(spec.max_people), np.arange(t),
-                  np.arange(t) / float(spec.fps or clip.fps), {"layout": spec.layout})
-
-
-def augmented_keypoints(clip: Clip, aug: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """The clip's keypoints with the spatial augmentation, and a random speed factor (the jitter).
-    A 3-D clip is first filmed by a random virtual camera (``aug.view_yaw``/``view_pitch``)."""
-    kp = clip.keypoints
-    if clip.points3d is not None and (aug.view_yaw or aug.view_pitch):
-        from .virtual_camera import Camera, project
-        kp = project(clip.points3d, clip.present3d, Camera.random(rng, aug.view_yaw, aug.view_pitch))
-    kp = augment(kp, rng, aug, clip.layout, clip.width, clip.height)
-    speed = math.exp(rng.uniform(-1, 1) * math.log1p(aug.speed)) if aug.speed else 1.0
-    return kp, speed
-
-
-def training_sample(clip: Clip, spec: PackSpec, window: int, aug: AugmentConfig,
-                    rng: np.random.Generator) -> np.ndarray:
-    """One augmented training input ``(C, window, V, M)``: spatial augmentation, speed jitter, crop."""
-    kp, speed = augmented_keypoints(clip, aug, rng)
-    data = clip_to_model_space(clip, spec, speed, kp)
-    length = data.shape[1]
-    if length > window:
-        start = int(rng.integers(0, length - window + 1))
-        data = data[:, start:start + window]
-    return fit_length(data, window, spec.pad, axis=1)
-
-
-def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
-    """Stratified hold-out of about ``fraction`` of each class's clips, drawn as whole groups
-    (:attr:`Clip.group`: clips of one source video stay on one side, whatever their labels), so a
-    class may give a few clips more than its share. A class keeps at least one group for training;
-    one that cannot give any clip (a single group) is said on stderr."""
-    rng = np.random.default_rng(seed)
-    held_out: dict[Any, bool] = {}   # group -> in validation; decided once, for every label in it
-    train, val = [], []
-    for label in sorted({c.label for c in clips}):
-        groups: dict[Any, list[Clip]] = {}
-        for i, c in enumerate(clips):
-            if c.label == label:
-                groups.setdefault(c.group if c.group is not None else (None, i), []).append(c)
-        size = sum(len(g) for g in groups.values())
-        target = min(size - 1, max(1 if size > 1 else 0, round(fraction * size)))
-        held = sum(len(g) for key, g in groups.items() if held_out.get(key))
-        keys = list(groups)
-        for key in (keys[j] for j in rng.permutation(len(keys))):
-            if key not in held_out:   # whole groups until the target is met, never the class's last
-                held_out[key] = held < target and held + len(groups[key]) < size
-                held += len(groups[key]) if held_out[key] else 0
-            (val if held_out[key] else train).extend(groups[key])
-        if target and not held:
-            console.warn(f"class {label!r}: all {size} clips are one group, none held out for validation")
-    return train, val
+def load_training_data(cfg: TrainConfig) -> TrainingData:
+    """Load every source of ``cfg``, fix the classes and hold out the validation split."""
+    clips, clip_weights, info = load_sources(cfg)
+    classes = class_names(c for c in clips if not c.negative)
+    if len(classes) < 2:
+        raise ActionpipeError(cfg.dataset or "datasets", f"training needs at least 2 classes (found {classes})")
+    weight_of = {id(c): w for c, w in zip(clips, clip_weights)}
+    train_clips, val_clips = split_validation(clips, cfg.val_fraction, cfg.split_seed)
+    if cfg.datasets:
+        info["classes"] = class_sources(clips)
+    return TrainingData(train_clips, np.array([weight_of[id(c)] for c in train_clips]),
+                        [c for c in val_clips if not c.negative], classes, info)
 
 
 def epoch_order(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -229,125 +183,191 @@ def _save_state(state: dict, path: Path) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
+def build_model(cfg: TrainConfig, classes: list[str], device: str):
+    """The run's ST-GCN: from scratch, or the fine-tuning source's weights with a new head
+    (:mod:`actionpipe.finetune`). Returns the model, its frozen modules and what was carried over."""
+    import torch
+
+    from .model import STGCN
+
+    torch.manual_seed(cfg.seed)
+    model = STGCN(in_channels=3, num_class=len(classes), layout=cfg.spec.layout, **cfg.architecture)
+    frozen, carried = [], None
+    if cfg.finetune.source:
+        from .cards import find_card
+        from .finetune import frozen_modules, transfer_weights
+
+        carried = transfer_weights(model, find_card(cfg.finetune.source), classes)
+        frozen = frozen_modules(model, cfg.finetune.freeze_blocks)
+        carried["freeze_blocks"] = cfg.finetune.freeze_blocks
+    return model.to(device), frozen, carried
+
+
+def build_optimizer(cfg: TrainConfig, model):
+    """SGD over the trainable parameters; when fine-tuning, the backbone at ``finetune.backbone_lr``
+    × the head's rate (each group's ``lr_scale``)."""
+    import torch
+
+    o = cfg.optim
+    if cfg.finetune.source:
+        from .finetune import parameter_groups
+        groups = parameter_groups(model, cfg.finetune.backbone_lr)
+    else:
+        groups = [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+
+
+def train_epoch(cfg: TrainConfig, epoch: int, data: TrainingData, model, optimizer, ema, frozen: list,
+                device: str, advance) -> dict[str, float]:
+    """One epoch over ``data.train_clips`` (drawn per their weights); ``advance(loss)`` after each batch.
+    Its randomness comes from ``(seed, epoch)`` alone, so a resumed run continues identically."""
+    import torch
+
+    from .finetune import hold_frozen
+
+    o = cfg.optim
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same numbers after --resume
+    label_of = {c: i for i, c in enumerate(data.classes)} | {OTHER_LABEL: -1}
+    order = epoch_order(data.train_weights, rng)
+    batches = math.ceil(len(order) / o.batch_size)
+    model.train()
+    hold_frozen(frozen)
+    loss_sum = correct = seen = 0
+    lr = o.lr
+    for b in range(batches):
+        idx = order[b * o.batch_size:(b + 1) * o.batch_size]
+        x = torch.from_numpy(np.stack([training_sample(data.train_clips[i], cfg.spec, cfg.window_frames,
+                                                       cfg.augment, rng) for i in idx])).to(device)
+        y = torch.tensor([label_of[data.train_clips[i].label] for i in idx], device=device)
+        lr = learning_rate(cfg, epoch + b / batches)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        logits = model(x)
+        loss = training_loss(logits, y, o.label_smoothing, o.negative_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if o.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
+        optimizer.step()
+        if ema:
+            ema.update(model)
+        loss_sum += float(loss.detach()) * len(idx)
+        correct += int((logits.argmax(1) == y).sum())   # negatives (y = -1) are never right
+        seen += len(idx)
+        advance(loss_sum / seen)
+    return {"loss": loss_sum / seen, "train_acc": correct / seen, "lr": lr}
+
+
+def validate(cfg: TrainConfig, model, samples: list[Sample], labels: np.ndarray, device: str) -> tuple[float, float]:
+    """Accuracy and loss on the validation samples, through the card's windows and aggregate as at
+    inference (NaN without validation clips)."""
+    if not samples:
+        return float("nan"), float("nan")
+    aggregate = cfg.card.get("inference", {}).get("aggregate", "mean")
+    model.eval()
+    probs = np.stack([combine_windows(softmax(w.logits), w.motion, aggregate) for w in run_windows(
+        model, samples, cfg.window_frames, cfg.window_stride, cfg.spec.pad, device, 64)])
+    loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-9)).mean())
+    return float((probs.argmax(1) == labels).mean()), loss
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    if resume and not (run_dir / "checkpoint.pt").is_file():
+        raise ActionpipeError(run_dir / "checkpoint.pt", "nothing to resume: no checkpoint here")
+    if not resume and (run_dir / "card.json").exists():
+        raise ActionpipeError(run_dir, "already holds a trained model (use --resume, or another -o)")
+
+
+def _resume(ckpt_path: Path, cfg: TrainConfig, model, optimizer, ema, device: str) -> RunState:
+    import torch
+
+    ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+    if ck["config"] != cfg.to_dict():
+        raise ActionpipeError(ckpt_path, "the checkpoint was made with another config; resume with the same one")
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    if ema:
+        ema.model.load_state_dict(ck["ema"])
+        ema.updates = ck["ema_updates"]
+    return RunState(ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"])
+
+
+def _save_epoch(run_dir: Path, cfg: TrainConfig, data: TrainingData, state: RunState, model, optimizer, ema,
+                improved: bool) -> None:
+    """The model when it improved on validation, then the card, the checkpoint and the log."""
+    import torch
+
+    evaluated = ema.model if ema else model
+    if improved:
+        _save_state({k: v.cpu() for k, v in evaluated.state_dict().items()}, run_dir / "weights.pt")
+    write_json(run_dir / "card.json", _card(cfg, data.classes, run_dir / "weights.pt", state, data.info), indent=2)
+    with atomic_path(run_dir / "checkpoint.pt") as tmp:
+        torch.save({"config": cfg.to_dict(), "epoch": state.epoch, "best_val": state.best_val,
+                    "best_epoch": state.best_epoch, "history": state.history,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "ema": ema.model.state_dict() if ema else {},
+                    "ema_updates": ema.updates if ema else 0}, tmp)
+    with atomic_path(run_dir / "log.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in state.history))
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: str = "auto",
-          threads: int | None = None, stop_after: int | None = None) -> Path:
+          threads: int | None = None, stop_after: int | None = None, data: TrainingData | None = None) -> Path:
     """Train per ``cfg`` into ``run_dir`` (created); returns the run directory (a model directory).
 
     ``stop_after``: stop once this many epochs are done (the schedule still spans
-    ``cfg.optim.epochs``); ``resume=True`` continues from the last checkpoint.
+    ``cfg.optim.epochs``); ``resume=True`` continues from the last checkpoint. ``data``: the clips
+    to learn from (default: :func:`load_training_data` of ``cfg``).
     """
     import torch
 
     from .devices import resolve_device
-    from .model import STGCN
 
     run_dir = Path(run_dir)
-    ckpt_path = run_dir / "checkpoint.pt"
-    if resume and not ckpt_path.is_file():
-        raise ActionpipeError(ckpt_path, "nothing to resume: no checkpoint here")
-    if not resume and (run_dir / "card.json").exists():
-        raise ActionpipeError(run_dir, "already holds a trained model (use --resume, or another -o)")
+    _check_run_dir(run_dir, resume)
     if threads:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
-
-    clips, clip_weights, data_info = load_sources(cfg)
+    data = data or load_training_data(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: a bad dataset leaves no empty run folder
-    classes = class_names(c for c in clips if not c.negative)
-    if len(classes) < 2:
-        raise ActionpipeError(cfg.dataset or "datasets", f"training needs at least 2 classes (found {classes})")
-    weight_of = {id(c): w for c, w in zip(clips, clip_weights)}
-    train_clips, val_clips = split_validation(clips, cfg.val_fraction, cfg.split_seed)
-    train_weights = np.array([weight_of[id(c)] for c in train_clips])
-    label_of = {c: i for i, c in enumerate(classes)} | {OTHER_LABEL: -1}
-    spec = cfg.spec
-    val_clips = [c for c in val_clips if not c.negative]   # accuracy and checkpoints: on known classes
-    val_samples = [clip_sample(c, spec) for c in val_clips]
-    aggregate = cfg.card.get("inference", {}).get("aggregate", "mean")
-    val_labels = np.array([label_of[c.label] for c in val_clips])
-    if cfg.datasets:
-        data_info["classes"] = class_sources(clips)
-
-    torch.manual_seed(cfg.seed)
-    model = STGCN(in_channels=3, num_class=len(classes), layout=spec.layout, **cfg.architecture).to(dev)
-    o = cfg.optim
-    optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                                weight_decay=o.weight_decay)
-    ema = EMA(model, o.ema) if o.ema else None
+    label_of = {c: i for i, c in enumerate(data.classes)}
+    val_samples = [clip_sample(c, cfg.spec) for c in data.val_clips]
+    val_labels = np.array([label_of[c.label] for c in data.val_clips])
+    model, frozen, carried = build_model(cfg, data.classes, dev)
+    if carried:
+        data.info["finetuned_from"] = carried
+        console.info(f"fine-tuning {carried['model']}: {len(carried['classes_kept'])} class(es) kept, "
+                     f"{len(carried['new_classes'])} new, {cfg.finetune.freeze_blocks} block(s) frozen")
+    optimizer = build_optimizer(cfg, model)
+    ema = EMA(model, cfg.optim.ema) if cfg.optim.ema else None
     state = RunState()
     if resume:
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if ck["config"] != cfg.to_dict():
-            raise ActionpipeError(ckpt_path, "the checkpoint was made with another config; resume with the same one")
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if ema:
-            ema.model.load_state_dict(ck["ema"])
-            ema.updates = ck["ema_updates"]
-        state = RunState(ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"])
+        state = _resume(run_dir / "checkpoint.pt", cfg, model, optimizer, ema, dev)
         console.info(f"resuming {run_dir} after epoch {state.epoch}")
     write_json(run_dir / "config.json", cfg.to_dict(), indent=2)
-    data_info.update(train_clips=len(train_clips), validation_clips=len(val_clips))
+    data.info.update(train_clips=len(data.train_clips), validation_clips=len(data.val_clips))
 
-    batches = math.ceil(train_weights.sum() / o.batch_size)
+    o = cfg.optim
     last_epoch = min(o.epochs, stop_after or o.epochs)
     with console.progress() as bar:
-        task = bar.add_task("training", total=max(last_epoch - state.epoch, 0) * batches)
+        task = bar.add_task("training", total=max(last_epoch - state.epoch, 0)
+                            * math.ceil(data.train_weights.sum() / o.batch_size))
         for epoch in range(state.epoch, last_epoch):
             started = time.perf_counter()
-            rng = np.random.default_rng([cfg.seed, epoch])
-            torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: same numbers after --resume
-            order = epoch_order(train_weights, rng)
-            batches = math.ceil(len(order) / o.batch_size)
-            model.train()
-            loss_sum = correct = seen = 0
-            for b in range(batches):
-                idx = order[b * o.batch_size:(b + 1) * o.batch_size]
-                x = torch.from_numpy(np.stack([training_sample(train_clips[i], spec, cfg.window_frames,
-                                                               cfg.augment, rng) for i in idx])).to(dev)
-                y = torch.tensor([label_of[train_clips[i].label] for i in idx], device=dev)
-                lr = learning_rate(cfg, epoch + b / batches)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                logits = model(x)
-                loss = training_loss(logits, y, o.label_smoothing, o.negative_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if o.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad)
-                optimizer.step()
-                if ema:
-                    ema.update(model)
-                loss_sum += float(loss.detach()) * len(idx)
-                correct += int((logits.argmax(1) == y).sum())   # negatives (y = -1) are never right
-                seen += len(idx)
-                bar.update(task, advance=1, description=f"epoch {epoch + 1}/{o.epochs} loss {loss_sum / seen:.3f}")
-            evaluated = ema.model if ema else model
-            val_acc = val_loss = float("nan")
-            if val_clips:
-                evaluated.eval()
-                probs = np.stack([combine_windows(softmax(w.logits), w.motion, aggregate) for w in run_windows(
-                    evaluated, val_samples, cfg.window_frames, cfg.window_stride, spec.pad, dev, 64)])
-                val_acc = float((probs.argmax(1) == val_labels).mean())
-                val_loss = float(-np.log(np.maximum(probs[np.arange(len(val_labels)), val_labels], 1e-9)).mean())
-            entry = {"epoch": epoch + 1, "loss": round(loss_sum / seen, 5), "train_acc": round(correct / seen, 5),
-                     "val_acc": round(val_acc, 5), "val_loss": round(val_loss, 5), "lr": round(lr, 6),
+            result = train_epoch(cfg, epoch, data, model, optimizer, ema, frozen, dev, lambda loss: bar.update(
+                task, advance=1, description=f"epoch {epoch + 1}/{o.epochs} loss {loss:.3f}"))
+            val_acc, val_loss = validate(cfg, ema.model if ema else model, val_samples, val_labels, dev)
+            entry = {"epoch": epoch + 1, "loss": round(result["loss"], 5), "train_acc": round(result["train_acc"], 5),
+                     "val_acc": round(val_acc, 5), "val_loss": round(val_loss, 5), "lr": round(result["lr"], 6),
                      "time_s": round(time.perf_counter() - started, 2)}
             state.history.append(entry)
             state.epoch = epoch + 1
             # No validation split: the last epoch is the model.
-            if not val_clips or val_acc >= state.best_val:
-                state.best_val, state.best_epoch = (val_acc if val_clips else -1.0), epoch + 1
-                _save_state({k: v.cpu() for k, v in evaluated.state_dict().items()}, run_dir / "weights.pt")
-            write_json(run_dir / "card.json", _card(cfg, classes, run_dir / "weights.pt", state, data_info), indent=2)
-            with atomic_path(ckpt_path) as tmp:
-                torch.save({"config": cfg.to_dict(), "epoch": state.epoch, "best_val": state.best_val,
-                            "best_epoch": state.best_epoch, "history": state.history,
-                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "ema": ema.model.state_dict() if ema else {},
-                            "ema_updates": ema.updates if ema else 0}, tmp)
-            with atomic_path(run_dir / "log.jsonl") as tmp:
-                tmp.write_text("".join(json.dumps(h) + "\n" for h in state.history))
+            improved = not val_samples or val_acc >= state.best_val
+            if improved:
+                state.best_val, state.best_epoch = (val_acc if val_samples else -1.0), epoch + 1
+            _save_epoch(run_dir, cfg, data, state, model, optimizer, ema, improved)
             console.info(f"epoch {epoch + 1}/{o.epochs}: loss {entry['loss']:.4f}, train {entry['train_acc']:.3f}, "
-                         f"val {val_acc:.3f}, lr {lr:.4g}, {entry['time_s']:.0f}s")
+                         f"val {val_acc:.3f}, lr {result['lr']:.4g}, {entry['time_s']:.0f}s")
     return run_dir

@@ -5,7 +5,8 @@ momentum 0.9, weight decay 1e-4, lr 0.01 decayed ×0.1 at chosen epochs, dropout
 
     {"name": "my-model", "description": "...",
      "dataset": "penn:../shared/datasets/penn_action",   # penn:DIR | kinetics:DIR | poses:LABELS.csv |
-                                                         # utd:DIR[@YAW] | jhmdb:DIR/splitK.npz
+                                                         # utd:DIR[@YAW] | jhmdb:DIR/splitK.npz |
+                                                         # videos:DIR | videos:LABELS.csv
      "datasets": [                                       # several at once (instead of "dataset"):
          {"dataset": "utd:../shared/datasets/utd_mhad", "split": "train", "weight": 2.0}, ...],
      "label_map": {"utd": {"rename": {"bowling": "bowl"},      # dataset label -> model class
@@ -16,7 +17,14 @@ momentum 0.9, weight decay 1e-4, lr 0.01 decayed ×0.1 at chosen epochs, dropout
      "architecture": {"base_channels": 64, "dropout": 0.5, ...},   # STGCN keyword arguments
      "optim": {OptimConfig fields}, "augment": {AugmentConfig fields},
      "val_fraction": 0.1, "split_seed": 0, "seed": 0,
+     "finetune": {"source": "penn-action-stgcn",         # start from this model (card name or folder)
+                  "freeze_blocks": 0, "backbone_lr": 0.1},
+     "pose_cache": null,                                 # videos: pose file cache (default $ACTIONPIPE_CACHE/poses)
      "card": {...}}             # extra card.json sections, copied as they are (e.g. "pose", "license")
+
+Fine-tuning (``finetune.source``, :mod:`actionpipe.finetune`) takes the source model's preprocessing,
+architecture, windows and pose settings (a config or override that sets them otherwise is refused),
+and its optimiser defaults are :data:`actionpipe.finetune.FINETUNE_OPTIM` instead of the paper's.
 
 A dataset's ``weight`` multiplies how often each of its clips is drawn per epoch (2.0: twice; 0.5:
 half the epochs). The label map is keyed by dataset kind and is written into the model card, so
@@ -38,7 +46,7 @@ from .errors import ActionpipeError, UsageError
 from .cards import parse_sections
 from .pack import PackSpec
 
-DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb")
+DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "videos")
 OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
 LABEL_MAP_KEYS = ("rename", "exclude", "negatives")
 
@@ -72,6 +80,13 @@ class OptimConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    source: str | None = None          # the model to start from: a card name or model directory
+    freeze_blocks: int = 0             # data_bn and the first N ST-GCN blocks keep the source's weights
+    backbone_lr: float = 0.1           # the backbone's learning rate as a fraction of optim.lr (head: optim.lr)
+
+
+@dataclass
 class TrainConfig:
     name: str = "stgcn"
     description: str = ""
@@ -89,6 +104,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     split_seed: int = 0
     seed: int = 0
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    pose_cache: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -123,6 +140,7 @@ class TrainConfig:
         try:
             d["optim"] = OptimConfig(**check(d.get("optim", {}), OptimConfig, "optim"))
             d["augment"] = AugmentConfig(**check(d.get("augment", {}), AugmentConfig, "augment"))
+            d["finetune"] = FinetuneConfig(**check(d.get("finetune", {}), FinetuneConfig, "finetune"))
             cfg = cls(**d)
             cfg.spec  # validates the preprocessing
         except ActionpipeError as exc:
@@ -137,6 +155,10 @@ class TrainConfig:
             parse_sections(cfg.card, within="card")   # what it adds to the card: checked now, not after training
         except ActionpipeError as exc:
             raise ActionpipeError(where, exc.problem) from None
+        if cfg.finetune.freeze_blocks < 0 or not cfg.finetune.backbone_lr >= 0:
+            raise ActionpipeError(where, "finetune.freeze_blocks and finetune.backbone_lr must be >= 0")
+        if cfg.finetune.freeze_blocks and not cfg.finetune.source:
+            raise ActionpipeError(where, "finetune.freeze_blocks (--freeze) needs a model to start from (--from)")
         if not 0 <= cfg.val_fraction < 1:
             raise ActionpipeError(where, f"val_fraction must be in [0, 1) (got {cfg.val_fraction})")
         _check_sources(cfg, where)
@@ -145,7 +167,8 @@ class TrainConfig:
 
 
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "None": type(None), "list": list,
-          "dict": dict, "Any": object, "AugmentConfig": (dict, AugmentConfig), "OptimConfig": (dict, OptimConfig)}
+          "dict": dict, "Any": object, "AugmentConfig": (dict, AugmentConfig), "OptimConfig": (dict, OptimConfig),
+          "FinetuneConfig": (dict, FinetuneConfig)}
 
 
 def _has_type(value: Any, annotation: str) -> bool:
@@ -225,8 +248,14 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
                 d = json.loads(text)
         except Exception as exc:  # json and yaml raise their own types
             raise ActionpipeError(path, f"not a valid config: {str(exc).splitlines()[0]}") from None
+    overrides = overrides or {}
+    finetune = d.get("finetune") if isinstance(d, dict) else None
+    source = overrides.get("finetune.source") or (finetune.get("source") if isinstance(finetune, dict) else None)
+    if source:   # the source model's settings first, the file's own keys on top
+        from .finetune import merge_source
+        d = merge_source({**d, "finetune": {**(finetune or {}), "source": source}}, overrides, path)
     d = TrainConfig.from_dict(d, path).to_dict()
-    for key, value in (overrides or {}).items():
+    for key, value in overrides.items():
         node = d
         *parents, leaf = key.split(".")
         for p in parents:
@@ -276,19 +305,29 @@ DATA_SOURCES = {
 
 
 def load_dataset(dataset: str, split: str | None, labels: str | None = None, spec: PackSpec | None = None,
-                 label_map: dict[str, dict[str, Any]] | None = None):
+                 label_map: dict[str, dict[str, Any]] | None = None, pose_cache=None):
     """Clips of ``dataset`` (of ``split``, when the dataset has splits), their labels mapped per
-    ``label_map`` (:func:`apply_label_map`), and a description of the data."""
+    ``label_map`` (:func:`apply_label_map`), and a description of the data. ``videos:`` datasets
+    are posed through ``pose_cache`` (:class:`actionpipe.video_dataset.PoseCache`)."""
     from . import datasets
 
     kind, path = parse_dataset(dataset)
+    spec = spec or PackSpec()
+    if kind == "videos":
+        from .video_dataset import load_videos
+        if pose_cache is None:
+            raise ActionpipeError(path, "a video dataset needs pose settings (train it, or eval it end to end)")
+        clips, summary = load_videos(path, split, spec, pose_cache)
+        for clip in clips:
+            clip.origin = f"{kind}:{clip.label}"
+        return apply_label_map(clips, kind, label_map), {"dataset": dataset, "kind": kind, "split": split,
+                                                         "clips": len(clips), **summary}
     if kind == "utd":
         from .utd_mhad import parse_source
         if not parse_source(str(path))[0].exists():   # DIR@YAW: the folder is DIR
             raise ActionpipeError(path, "dataset not found")
     elif not path.exists():
         raise ActionpipeError(path, "dataset not found")
-    spec = spec or PackSpec()
     if kind == "penn":
         clips = datasets.load_penn_action(path, split)
     elif kind == "utd":
@@ -320,9 +359,25 @@ def load_sources(cfg: TrainConfig, spec: PackSpec | None = None):
     import numpy as np
 
     clips, weights, infos = [], [], []
+    cache = None
     for source in cfg.sources:
-        some, info = load_dataset(source.dataset, source.split, cfg.labels, spec or cfg.spec, cfg.label_map)
+        if cache is None and parse_dataset(source.dataset)[0] == "videos":
+            from .video_dataset import PoseCache
+            cache = PoseCache(pose_settings(cfg), cfg.pose_cache)
+        some, info = load_dataset(source.dataset, source.split, cfg.labels, spec or cfg.spec, cfg.label_map, cache)
         clips += some
         weights += [source.weight] * len(some)
         infos.append({**info, "weight": source.weight} if cfg.datasets else info)
     return clips, np.array(weights, dtype=np.float64), (infos[0] if not cfg.datasets else {"sources": infos})
+
+
+def pose_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The pose settings a run's videos are posed with: those its model will run with in
+    ``classify`` (the card's ``pose`` section, from the source model when fine-tuning; the
+    model's frame rate), by the one rule :meth:`actionpipe.cards.ModelCard.pose_settings`."""
+    from .card_sections import PoseSection
+    from .cards import ModelCard
+
+    card = ModelCard(cfg.name, Path("."), {}, cfg.spec, [], "", None,
+                     pose=PoseSection.from_dict(cfg.card.get("pose") or {}))
+    return card.pose_settings()
