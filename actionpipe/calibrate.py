@@ -29,6 +29,7 @@ import numpy as np
 from . import console
 from .cards import ModelCard, sha256_file
 from .errors import ActionpipeError
+from .evaluate import DEFAULT_BATCH
 from .openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
                       fit_class_gaussians, fit_temperature, negative_log_likelihood, save_statistics,
                       score_clips, temper)
@@ -96,7 +97,7 @@ def training_clips(card: ModelCard, dataset: str | None = None) -> tuple[list, l
 
 def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT_METHOD,
               accept: float = DEFAULT_ACCEPT, shrinkage: float = DEFAULT_SHRINKAGE, views: int = DEFAULT_VIEWS,
-              device: str = "auto", batch_size: int = 64) -> dict[str, Any]:
+              device: str = "auto", batch_size: int = DEFAULT_BATCH) -> dict[str, Any]:
     """Fit, write ``calibration`` and ``open_set`` into the card (and the sidecar); returns both sections
     plus ``test`` measurements (ECE, accuracy, rejection rate on the sources' test splits, if any).
 

@@ -30,6 +30,8 @@ from . import console
 from .cards import ModelCard
 from .errors import ActionpipeError
 
+DEFAULT_BATCH = 64  # windows per forward pass over a dataset's clips (eval, calibrate)
+
 
 @dataclass
 class Evaluation:
@@ -80,7 +82,7 @@ class Evaluation:
 
 
 def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, labels: str | None = None,
-                     device: str = "auto", batch_size: int = 64) -> Evaluation:
+                     device: str = "auto", batch_size: int = DEFAULT_BATCH) -> Evaluation:
     """A skeleton dataset, prepared as in training, through the card's Predictor."""
     from .infer import Predictor
     from .model_input import clip_sample

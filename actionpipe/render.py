@@ -8,15 +8,13 @@ time. Input: a pose file and a ``classify`` result (a :class:`~actionpipe.api.Re
 ``per_person`` when they were asked for). Pose frames are usually sparser than
 video frames (the model's rate); each video frame shows the nearest pose frame.
 
-Output is H.264 (``avc1``) when this OpenCV build can encode it, else MPEG-4 Part 2 (``mp4v``);
-audio is not copied. Memory stays one frame whatever the length; the file appears atomically.
+Output is H.264 with the source's audio, else MPEG-4 Part 2 (see :mod:`actionpipe.videowriter`).
+Memory stays a few frames whatever the length; the file appears atomically.
 """
 from __future__ import annotations
 
 import bisect
-import contextlib
 import os
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,39 +28,13 @@ from .layouts import get_layout
 from .posefile import Person, PoseFile, PoseFrame
 from .timeline import window_at
 from .video import expected_frame_count, probe, read_frames
+from .videowriter import open_video_writer
 
-CODECS = ("avc1", "mp4v")  # preferred first
 MIN_JOINT_CONF = 0.3
 # Distinct, readable colours (BGR); tracks and classes take them in turn.
 PALETTE = [(230, 159, 0), (0, 114, 255), (80, 200, 60), (200, 60, 200), (0, 215, 255), (255, 100, 100),
            (60, 60, 230), (180, 180, 40), (255, 255, 255), (40, 160, 160), (150, 90, 255), (120, 200, 255)]
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    """Silence fd 2: FFmpeg prints several lines while an encoder is tried and turns out missing."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def open_video_writer(path: str | Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
-    """A VideoWriter with the first of :data:`CODECS` this OpenCV build can encode, and its name."""
-    for codec in CODECS:
-        with _stderr_silenced():
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
-        if writer.isOpened():
-            return writer, codec
-        writer.release()
-    raise ActionpipeError(path, f"this OpenCV build can encode none of {', '.join(CODECS)}")
 
 
 def load_result(path: str | Path, video: str | Path) -> dict[str, Any]:
@@ -243,24 +215,28 @@ def render_frame(video: str | Path, pose: PoseFile, result, time_s: float, k: in
 
 def render_video(video: str | Path, output: str | Path, pose: PoseFile, result, k: int = 5) -> dict[str, Any]:
     """Draw ``pose`` and ``result`` (top ``k`` classes in the bars) on every frame of ``video`` into
-    ``output``; returns frames and codec."""
+    ``output``, with the video's audio; returns frames, codec and audio codec."""
     info, overlay = _overlay(video, pose, result, k)
     frames = 0
-    # OpenCV picks the container from the extension: the temporary name keeps the output's
-    # (MP4 for stdout, /dev/null and other names without one).
+    # The container follows the extension: the temporary name keeps the output's (MP4 for stdout,
+    # /dev/null and other names without one).
     with atomic_path(output, suffix=Path(output).suffix or ".mp4") as tmp:
-        writer, codec = open_video_writer(tmp, info.fps, (info.width, info.height))
+        writer = open_video_writer(tmp, info.fps, (info.width, info.height), audio_from=video)
         j = 0
-        with console.progress() as bar:
-            task = bar.add_task(f"render {Path(output).name}", total=expected_frame_count(info) or None)
-            for frame in read_frames(video, info=info):
-                while j + 1 < pose.num_frames and pose.frames[j + 1].time_s <= frame.time_s:
-                    j += 1
-                nearest = _nearest(pose, j, frame.time_s)
-                overlay.draw(frame.image, frame.time_s, nearest.people if nearest else [])
-                writer.write(frame.image)
-                frames += 1
-                bar.advance(task)
-        writer.release()
-    return {"output": str(output), "frames": frames, "codec": codec, "fps": info.fps,
-            "width": info.width, "height": info.height}
+        try:
+            with console.progress() as bar:
+                task = bar.add_task(f"render {Path(output).name}", total=expected_frame_count(info) or None)
+                for frame in read_frames(video, info=info):
+                    while j + 1 < pose.num_frames and pose.frames[j + 1].time_s <= frame.time_s:
+                        j += 1
+                    nearest = _nearest(pose, j, frame.time_s)
+                    overlay.draw(frame.image, frame.time_s, nearest.people if nearest else [])
+                    writer.write(frame.image)
+                    frames += 1
+                    bar.advance(task)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    return {"output": str(output), "frames": frames, "codec": writer.codec, "audio": writer.audio_codec,
+            "fps": info.fps, "width": info.width, "height": info.height}
