@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import console
-from .cli_options import card_from_option, device_option, model_option
+from .cli_options import LibraryChoice, LibraryDefault, card_from_option, device_option, model_option
 
 
 # --- train / eval --------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @click.option("--dataset", required=True,
               help="penn:DIR, kinetics:DIR, poses:LABELS.csv (skeletons) or videos:DIR (one folder per class), "
                    "videos:LABELS.csv / a video folder with --labels (end to end: pose, pack, model).")
-@click.option("--split", type=click.Choice(["train", "test"]), help="Dataset split (Penn: test is the benchmark).")
+@click.option("--split", type=LibraryChoice("datasets:SPLITS"), help="Dataset split (Penn: test is the benchmark).")
 @click.option("--labels", help="Kinetics label JSON, or the labels CSV (file,label) of a video folder.")
 @click.option("--json", "as_json", is_flag=True, help="Metrics as JSON on stdout (tables go to stderr).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG.")
@@ -79,7 +79,8 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @click.option("--imgsz", type=click.IntRange(32), help="Videos: pose model input size (default: the card's).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Videos: pose frame rate (default: the card's).")
 @device_option
-@click.option("--batch", default=64, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
+@click.option("--batch", default=LibraryDefault("evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+              help="Windows per forward pass.")
 def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, imgsz, fps, device, batch):
     """Accuracy of a model on a labelled dataset: top-1/top-5, per class, confusion matrix."""
     import json
@@ -121,14 +122,17 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, i
 @click.option("--model", required=True, help="Model directory (or card name) whose card.json is updated.")
 @click.option("--dataset", help="Its training data: penn:DIR, kinetics:DIR or poses:LABELS.csv. "
               "Default: the dataset named in the card's training config.")
-@click.option("--method", default="mahalanobis", show_default=True, type=click.Choice(["mahalanobis", "energy", "msp"]),
+@click.option("--method", default=LibraryDefault("calibrate:DEFAULT_METHOD"), show_default=True,
+              type=LibraryChoice("openset:METHODS"),
               help="Open-set score (see actionpipe.openset).")
-@click.option("--views", default=3, show_default=True, type=click.IntRange(0),
+@click.option("--views", default=LibraryDefault("calibrate:DEFAULT_VIEWS"), show_default=True, type=click.IntRange(0),
               help="Augmented copies of each validation clip added to the fit (training augmentation).")
-@click.option("--accept", default=0.95, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--accept", default=LibraryDefault("calibrate:DEFAULT_ACCEPT"), show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of validation clips the open-set threshold accepts.")
 @device_option
-@click.option("--batch", default=64, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
+@click.option("--batch", default=LibraryDefault("evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+              help="Windows per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written sections (and test-split measurements) as JSON.")
 def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json):
     """Fit temperature scaling and the open-set rule on the validation split; write them into the card.

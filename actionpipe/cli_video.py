@@ -8,7 +8,8 @@ import click
 
 from . import console
 from .aggregates import AGGREGATES
-from .cli_options import card_from_option, device_option, model_option, pose_backend_option, pose_precision_option
+from .cli_options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
+                          pose_precision_option)
 from .engine_ray import ENGINES, POSE_CPUS
 from .speed import DEFAULT_SPEED, SPEEDS
 
@@ -17,7 +18,8 @@ _analysis_options = [
     click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's)."),
     click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold."),
     click.option("--fps", type=_seconds, help="Pose frame rate (default: the model card's)."),
-    click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Windows per ST-GCN forward pass."),
+    click.option("--batch", default=LibraryDefault("infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+                 help="Windows per ST-GCN forward pass."),
     click.option("--window", "window_s", type=_seconds, metavar="SEC",
                  help="Classify sliding windows of SEC seconds: per-window classes merged into a timeline of segments."),
     click.option("--stride", "stride_s", type=_seconds, metavar="SEC", help="Step between windows. Default: half the window."),
@@ -25,7 +27,8 @@ _analysis_options = [
                  help="Whole-video scores from the windows: their mean, their mean weighted by how much the "
                       "people move (idle stretches count less), or each class's maximum (finds a short action "
                       "in a long video; does not sum to 1). Default: the model card's (the shipped model: motion)."),
-    click.option("--min-track-s", default=1.0, show_default=True, type=click.FloatRange(min=0), metavar="SEC",
+    click.option("--min-track-s", default=LibraryDefault("classify:DEFAULT_MIN_TRACK_S"), show_default=True,
+                 type=click.FloatRange(min=0), metavar="SEC",
                  help="Per person: skip tracks seen for less than SEC seconds."),
     pose_backend_option,
     pose_precision_option,
@@ -54,7 +57,8 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False))  # unreadable: a failed video
 @model_option
 @device_option
-@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes shown per video.")
+@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+              help="Classes shown per video.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every video's result on stdout.")
 @click.option("--jsonl", "jsonl_path", metavar="FILE",
               help="Append one JSON line per video to FILE as each finishes ('-': stdout). A killed run leaves whole lines.")
@@ -192,7 +196,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
                    "with --window (default: the model's window) and per person.")
 @model_option
 @device_option
-@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes in the bar chart.")
+@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+              help="Classes in the bar chart.")
 @click.option("--save-scores", type=click.Path(dir_okay=False), help="Also write the computed result (JSON) here.")
 @click.option("--save-pose", type=click.Path(dir_okay=False), help="Also write the computed pose file here.")
 @_with_options(_analysis_options)
@@ -230,7 +235,7 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
         write_json(save_scores, result, indent=1)
     if as_json:
         click.echo(dumps(summary))
-    codec = ("H.264 (avc1)" if summary["codec"] == "avc1" else
-             "MPEG-4 Part 2 (mp4v): this OpenCV build has no H.264 encoder")
+    codec = "H.264" if summary["codec"] == "h264" else "MPEG-4 Part 2 (mp4v)"
+    codec += f", audio {summary['audio']}" if summary["audio"] else ", no audio"
     console.info(f"{output}: {summary['frames']} frames, {summary['width']}x{summary['height']} "
                  f"at {summary['fps']:g} fps, {codec}")
