@@ -44,9 +44,9 @@ from .devices import DEFAULT_POSE_BACKEND
 from .errors import ActionpipeError
 from .fileio import write_json
 from .aggregates import AGGREGATES
-from .infer import Prediction, Predictor, prediction_item, scores_document
+from .infer import DEFAULT_BATCH, Prediction, Predictor, prediction_item, scores_document
 from .pack import pack_people, pack_track
-from .report import ranked, top_k
+from .report import DEFAULT_TOP_K, ranked, top_k
 from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
 from .timeline import Timeline
 from .prefetch import decode_ahead, decode_serial
@@ -86,7 +86,7 @@ class PersonResult:
     def __repr__(self) -> str:
         return f"PersonResult(track_id={self.track_id}, {self.start_s:.1f}–{self.end_s:.1f} s, {self.frames} frames)"
 
-    def to_dict(self, classes: list[str], k: int = 5, threshold: float | None = None) -> dict[str, Any]:
+    def to_dict(self, classes: list[str], k: int = DEFAULT_TOP_K, threshold: float | None = None) -> dict[str, Any]:
         d = {"track_id": self.track_id, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
              "frames": self.frames, "box": [round(v, 1) for v in self.box],
              **_top_dict(self.prediction, classes, k, threshold)}
@@ -126,7 +126,7 @@ class VideoResult:
             return None
         return top_k(self.prediction.probabilities, self.classes, 1)[0][0]
 
-    def to_dict(self, k: int = 5) -> dict[str, Any]:
+    def to_dict(self, k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         """JSON-ready: video, status, label, probability (or closest), top-k, open_set, timeline, people."""
         d: dict[str, Any] = {"video": self.video, "status": self.status}
         if self.prediction is not None:
@@ -205,7 +205,7 @@ class Classifier:
     """
 
     def __init__(self, card: ModelCard, *, device: str = "auto", imgsz: int | None = None,
-                 conf: float | None = None, fps: float | None = None, batch: int = 16,
+                 conf: float | None = None, fps: float | None = None, batch: int = DEFAULT_BATCH,
                  pose_weights: str | Path | None = None, window_s: float | None = None,
                  stride_s: float | None = None, aggregate: str | None = None, per_person: bool = False,
                  min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True,

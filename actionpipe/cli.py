@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from . import __version__, console
-from .cli_options import card_from_option, device_option, model_option, pose_backend_option, pose_precision_option
+from .cli_options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option,
+                          pose_backend_option, pose_precision_option)
 from .cli_training import calibrate_cmd, eval_cmd, train_cmd
 from .cli_live import watch_cmd
 from .cli_video import classify, render_cmd
@@ -96,7 +97,8 @@ def _pose_inputs(input_path: str) -> list[Path]:
 @click.option("--max-side", type=click.IntRange(1), help="Shrink so the longer side is at most PX (keeps aspect).")
 @click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start time in seconds.")
 @click.option("--end", type=_fps_type, help="End time in seconds (exclusive). Default: the end of the video.")
-@click.option("--format", "image_format", default="jpg", show_default=True, type=click.Choice(["jpg", "png"]))
+@click.option("--format", "image_format", default=LibraryDefault("extract:DEFAULT_IMAGE_FORMAT"), show_default=True,
+              type=LibraryChoice("extract:IMAGE_FORMATS"))
 @click.option("--quality", type=click.IntRange(1, 100), help="JPEG quality. Default: 95.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def extract_cmd(video, output, fps, max_side, start, end, image_format, quality, as_json):
@@ -127,8 +129,9 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
               help="Model input size (640 is slower and more accurate).")
 @click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), show_default="0.25, or the --model card's",
               help="Minimum person detection score.")
-@click.option("--batch", default=8, show_default=True, type=click.IntRange(1), help="Frames per model call.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
+@click.option("--batch", default=LibraryDefault("pose:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+              help="Frames per model call.")
+@device_option
 @click.option("--fps", type=_fps_type, help="Subsample a video to this rate. Default: every frame.")
 @click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Video start time in seconds.")
@@ -191,12 +194,13 @@ def _pack_spec(model: str | None, **overrides):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Sample .npz to write.")
 @click.option("--model", help="Take preprocessing from this model card (name or directory). "
               "Default: the default model's card, else the reference ST-GCN's (openpose18, frame).")
-@click.option("--layout", type=click.Choice(["coco17", "openpose18", "body25", "ntu25"]), help="Target skeleton layout.")
-@click.option("--normalization", type=click.Choice(["frame", "body"]), help="frame: x/W-0.5 (reference); body: torso-centred and scaled.")
+@click.option("--layout", type=LibraryChoice("layouts:LAYOUTS"), help="Target skeleton layout.")
+@click.option("--normalization", type=LibraryChoice("pack:NORMALIZATIONS"),
+              help="frame: x/W-0.5 (reference); body: torso-centred and scaled.")
 @click.option("--max-people", type=click.IntRange(1), help="People kept (M).")
-@click.option("--rank", type=click.Choice(["confidence", "area", "prominence"]), help="How the kept people are chosen.")
+@click.option("--rank", type=LibraryChoice("pack:RANKINGS"), help="How the kept people are chosen.")
 @click.option("--frames", type=click.IntRange(1), help="Crop (centre) or pad to T frames. Default: full length.")
-@click.option("--pad", type=click.Choice(["loop", "zero"]), help="Padding for short clips with --frames.")
+@click.option("--pad", type=LibraryChoice("pack:PADDINGS"), help="Padding for short clips with --frames.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate.")
 def pack(pose_file, output, model, **overrides):
     """Pack a pose file into an ST-GCN input array (N, C, T, V, M) in an .npz."""
@@ -220,7 +224,8 @@ def pack(pose_file, output, model, **overrides):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Scores JSON to write (default: stdout).")
 @model_option
 @device_option
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1), help="Windows per forward pass.")
+@click.option("--batch", default=LibraryDefault("infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+              help="Windows per forward pass.")
 def infer(samples, output, model, device, batch):
     """Run the ST-GCN on packed samples: softmax class probabilities."""
     from .fileio import check_outputs, write_json
@@ -236,8 +241,10 @@ def infer(samples, output, model, device, batch):
 
 @main.command()
 @click.argument("scores", type=click.Path(dir_okay=False))
-@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes shown per item.")
-@click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "json", "csv"]))
+@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+              help="Classes shown per item.")
+@click.option("--format", "fmt", default=LibraryDefault("report:DEFAULT_FORMAT"), show_default=True,
+              type=LibraryChoice("report:FORMATS"))
 def report(scores, k, fmt):
     """Show class probabilities (top-k) from a scores file as a table, JSON or CSV."""
     from rich.console import Console
@@ -284,11 +291,12 @@ def models_cmd(as_json):
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str),
               help="Pose file / Kinetics JSON to write, or the OpenPose directory to create.")
-@click.option("--to", "to", default="pose", show_default=True, type=click.Choice(["pose", "openpose", "kinetics"]),
+@click.option("--to", "to", default=LibraryDefault("convert:DEFAULT_TARGET"), show_default=True,
+              type=LibraryChoice("convert:TARGETS"),
               help="Output format. The input's (pose file, OpenPose JSON directory, Kinetics-skeleton JSON) is detected.")
-@click.option("--layout", type=click.Choice(["coco17", "openpose18", "body25", "ntu25"]),
+@click.option("--layout", type=LibraryChoice("layouts:LAYOUTS"),
               help="Output skeleton, mapped by joint name. Default: the input's with --to pose, else openpose18.")
-@click.option("--input-layout", type=click.Choice(["coco17", "openpose18", "body25"]),
+@click.option("--input-layout", type=LibraryChoice("convert:INPUT_LAYOUTS"),
               help="Skeleton of OpenPose/Kinetics input. Default: from the keypoint count (18, 25, 17).")
 @click.option("--width", type=click.IntRange(1), help="Frame width in pixels (OpenPose input needs it; Kinetics default 340).")
 @click.option("--height", type=click.IntRange(1), help="Frame height in pixels (OpenPose input needs it; Kinetics default 256).")

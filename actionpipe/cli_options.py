@@ -2,12 +2,47 @@
 :mod:`actionpipe.cli_video`, :mod:`actionpipe.cli_training`)."""
 from __future__ import annotations
 
+import importlib
+
 import click
 
 model_option = click.option("--model", help="Model card name or directory (see `actionpipe models`). "
                              "Default: the shipped default model.")
 device_option = click.option("--device", default="auto", show_default=True,
                               help="auto (CUDA when available), cpu or cuda[:N].")
+
+
+def library_constant(where: str):
+    """The library constant ``"module:NAME"`` names (``"pack:RANKINGS"``: ``actionpipe.pack.RANKINGS``)."""
+    module, name = where.split(":")
+    return getattr(importlib.import_module(f"actionpipe.{module}"), name)
+
+
+class LibraryChoice(click.Choice):
+    """A ``click.Choice`` among a library constant's values, read when click first needs them (a
+    value to check, ``--help``): the choices have one place, the library, and the command line still
+    starts without importing numpy or OpenCV."""
+
+    def __init__(self, where: str):  # no super().__init__: it would store the choices
+        self.where, self.case_sensitive = where, True
+
+    @property
+    def choices(self) -> tuple:
+        return tuple(library_constant(self.where))
+
+
+class LibraryDefault:
+    """A library constant as a click ``default``, read when the command runs without the option or
+    ``--help`` shows it (click calls a callable default; help prints ``str``)."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __call__(self):
+        return library_constant(self.where)
+
+    def __str__(self) -> str:
+        return str(self())
 
 
 def card_from_option(model: str | None):

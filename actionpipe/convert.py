@@ -40,6 +40,9 @@ DEFAULT_FPS = 30.0
 # The layouts a bare keypoint list can be in, told apart by joint count.
 LAYOUT_BY_COUNT = {17: "coco17", 18: "openpose18", 25: "body25"}
 OPENPOSE_LAYOUTS = ("openpose18", "body25")
+INPUT_LAYOUTS = tuple(LAYOUT_BY_COUNT.values())   # what --input-layout may say
+TARGETS = ("pose", "openpose", "kinetics")          # what a pose can be converted to
+DEFAULT_TARGET = "pose"
 
 
 def layout_for_count(num_joints: int, path: str | Path | None) -> str:
@@ -308,7 +311,7 @@ def read_any(path: str | Path, width: int | None = None, height: int | None = No
     return read_openpose_dir(path, width, height, fps or DEFAULT_FPS, layout), kind
 
 
-def convert(input_path: str | Path, output_path: str | Path, to: str = "pose",
+def convert(input_path: str | Path, output_path: str | Path, to: str = DEFAULT_TARGET,
             layout: str | None = None, width: int | None = None, height: int | None = None,
             fps: float | None = None, input_layout: str | None = None, label: str | None = None,
             label_index: int | None = None, overwrite: bool = False) -> dict[str, Any]:
@@ -327,7 +330,7 @@ def convert(input_path: str | Path, output_path: str | Path, to: str = "pose",
         out = convert_pose_layout(pose, layout or "openpose18")
         write_kinetics_json(out, output_path, label, label_index, out.layout)
     else:
-        raise ActionpipeError(None, f"unknown output format {to!r} (pose, openpose, kinetics)")
+        raise ActionpipeError(None, f"unknown output format {to!r} ({', '.join(TARGETS)})")
     return {"input": str(input_path), "input_format": kind, "output": str(output_path), "to": to,
             "layout": out.layout, "width": out.width, "height": out.height, "fps": out.fps,
             "frames": out.num_frames, "tracks": len(out.track_ids()),

@@ -29,6 +29,7 @@ FORMAT = "actionpipe.frames"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "frames.json"
 IMAGE_FORMATS = ("jpg", "png")
+DEFAULT_IMAGE_FORMAT = "jpg"
 DEFAULT_JPEG_QUALITY = 95
 _KEYS = ("format", "format_version", "source", "fps", "width", "height", "image_format", "frames")
 _SOURCE_KEYS = ("path", "fps", "width", "height", "frame_count")
@@ -149,7 +150,7 @@ def _check_replaceable(out_dir: Path) -> None:
 
 def extract_frames(video: str | Path, out_dir: str | Path, *, fps: float | None = None,
                    max_side: int | None = None, start: float = 0.0, end: float | None = None,
-                   image_format: str = "jpg", quality: int | None = None) -> FramesManifest:
+                   image_format: str = DEFAULT_IMAGE_FORMAT, quality: int | None = None) -> FramesManifest:
     """Decode ``video`` sequentially and write its (resampled, resized) frames and manifest."""
     out_dir = Path(out_dir)
     params = _image_params(image_format, quality)

@@ -45,6 +45,7 @@ from .pack import Sample, fit_length
 FORMAT = "actionpipe.scores"
 FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
+DEFAULT_BATCH = 16  # windows per forward pass
 _KEYS = ("format", "format_version", "model", "classes", "items")
 _MODEL_KEYS = ("name", "card", "weights_sha256")
 _ITEM_KEYS = ("source", "probabilities", "open_set_score", "rejected", "windows")
@@ -110,7 +111,7 @@ class WindowOutputs:
 
 
 def run_windows(model, samples: Sequence[Sample], window: int, stride: int, pad: str, device,
-                batch_size: int = 16) -> list[WindowOutputs]:
+                batch_size: int = DEFAULT_BATCH) -> list[WindowOutputs]:
     """Cut each sample into windows (:func:`sample_windows`) and run ``model`` (an :class:`STGCN`,
     in eval mode) over all of them in shared batches. Training's validation uses it too, so
     checkpoints are chosen on exactly what inference computes."""
@@ -166,7 +167,7 @@ class Prediction:
 class Predictor:
     """A loaded model plus the card that says how to feed it; reuse it for many samples."""
 
-    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int = 16, reject: bool = True):
+    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int = DEFAULT_BATCH, reject: bool = True):
         import torch
 
         self.card = card
@@ -257,7 +258,7 @@ def prediction_item(source: str, pred: Prediction) -> dict[str, Any]:
 
 
 def infer_files(sample_paths: Sequence[str | Path], card: ModelCard, device: str = "auto",
-                batch_size: int = 16) -> dict[str, Any]:
+                batch_size: int = DEFAULT_BATCH) -> dict[str, Any]:
     """``actionpipe infer``: sample files → the scores document (write it with ``fileio.write_json``)."""
     samples = [Sample.load(p) for p in sample_paths]
     preds = Predictor(card, device, batch_size).predict(samples, sample_paths)

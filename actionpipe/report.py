@@ -13,23 +13,25 @@ from rich.text import Text
 from .fileio import dumps
 
 FORMATS = ("table", "json", "csv")
+DEFAULT_TOP_K = 5  # classes shown per item
+DEFAULT_FORMAT = "table"
 
 
-def top_k(probabilities: Sequence[float], classes: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
+def top_k(probabilities: Sequence[float], classes: Sequence[str], k: int = DEFAULT_TOP_K) -> list[tuple[str, float]]:
     """The ``k`` most probable (class, probability) pairs, most probable first; ties by class order."""
     p = np.asarray(probabilities, dtype=np.float64)
     order = sorted(range(len(p)), key=lambda i: (-p[i], i))[:max(1, k)]
     return [(classes[i], float(p[i])) for i in order]
 
 
-def ranked(probabilities: Sequence[float], classes: Sequence[str], k: int = 5) -> dict[str, Any]:
+def ranked(probabilities: Sequence[float], classes: Sequence[str], k: int = DEFAULT_TOP_K) -> dict[str, Any]:
     """JSON-ready ``label``, ``probability`` (the top class) and ``top`` (the top-k list)."""
     top = top_k(probabilities, classes, k)
     return {"label": top[0][0], "probability": round(top[0][1], 6),
             "top": [{"class": c, "probability": round(p, 6)} for c, p in top]}
 
 
-def summarize(doc: dict[str, Any], k: int = 5) -> list[dict[str, Any]]:
+def summarize(doc: dict[str, Any], k: int = DEFAULT_TOP_K) -> list[dict[str, Any]]:
     """Per item of a scores document: source, top class and the top-k list."""
     return [{"source": item["source"], **ranked(item["probabilities"], doc["classes"], k)}
             for item in doc["items"]]
@@ -67,7 +69,7 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def render(doc: dict[str, Any], fmt: str = "table", k: int = 5, console: Console | None = None) -> str | None:
+def render(doc: dict[str, Any], fmt: str = DEFAULT_FORMAT, k: int = DEFAULT_TOP_K, console: Console | None = None) -> str | None:
     """Format a scores document; returns text for json/csv, prints the table to ``console``."""
     rows = summarize(doc, k)
     if fmt == "json":

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .report import ranked
+from .report import DEFAULT_TOP_K, ranked
 
 @dataclass
 class Segment:
@@ -90,7 +90,7 @@ class Timeline:
     def segments(self) -> list[Segment]:
         return merge_segments(self.starts, self.ends, self.probabilities, self.classes)
 
-    def to_dict(self, k: int = 5) -> dict[str, Any]:
+    def to_dict(self, k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         """JSON-ready settings, windows (with top-``k``) and segments."""
         windows = []
         for s, e, p in zip(self.starts, self.ends, self.probabilities):
