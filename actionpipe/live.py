@@ -28,7 +28,7 @@ import copy
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -37,6 +37,7 @@ from . import console
 from .classify import DEFAULT_MIN_TRACK_S
 from .errors import ActionpipeError
 from .posefile import PoseFile, PoseFrame
+from .speed import interpolate_pose
 from .stream import DEFAULT_RECONNECT_S, FrameReader
 from .timeline import merge_segments
 
@@ -161,11 +162,11 @@ class Watch:
             self.window_s, self.stride_s = self.classifier.window_s, self.classifier.stride_s
             self.per_person, self.min_track_s, self.k = per_person, min_track_s, k
             self.events_only, self.duration, self.show, self.save = events_only, duration, show, save
-            self.reader = FrameReader(source, self.classifier.fps, self.classifier.pose.imgsz, realtime, reconnect_s)
             # The loaded pose model, one frame per call: each frame's people as soon as it is in.
-            self.classifier.pose.model  # noqa: B018 (load it now, not at the first frame)
+            self.classifier.pose.model  # noqa: B018 (load it now, not while a stream waits)
             self.pose = copy.copy(self.classifier.pose)
             self.pose.batch = 1
+            self.reader = FrameReader(source, self.classifier.fps, self.pose.imgsz, realtime, reconnect_s)
         self.source = self.reader.source
         # Windows in frames at the rate the sample is packed at, as Classifier.predict_samples counts them.
         self.sample_fps = float(self.classifier.card.preprocessing.fps or self.reader.fps)
@@ -296,9 +297,14 @@ class Watch:
         yield from (event for event in closed if event is not None)
 
     def _classify(self, frames: list[PoseFrame], captured: float) -> WindowResult:
-        """The window's frames as one clip through ``classify``'s own per-video code."""
+        """The window's frames as one clip through ``classify``'s own per-video code. Frames dropped
+        in it are filled in as ``--speed fast`` fills the frames it skips: each person interpolated
+        between the frames around the gap (so the model sees motion at its own rate, not sped up)."""
         pose = PoseFile("coco17", self.reader.width, self.reader.height, self.reader.fps, frames,
                         {"path": self.source}, {}, self.pose.weights_sha256)
+        if 1 < len(frames) < frames[-1].index - frames[0].index + 1:
+            pose = interpolate_pose(replace(pose, fps=(len(frames) - 1) / (frames[-1].time_s - frames[0].time_s)),
+                                    self.reader.fps)
         self.classifier.configure(window_s=self.window_s, stride_s=self.window_s, per_person=self.per_person,
                                   min_track_s=self.min_track_s)
         result = self.classifier.classify_pose(pose, self.source)

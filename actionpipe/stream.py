@@ -100,11 +100,11 @@ class FrameReader:
             self._cap = _open_capture(self.source)
             if self._cap is None:
                 raise ActionpipeError(self.source, "cannot open the camera or stream (OpenCV/FFmpeg could not open it)")
-            ok, self._first = self._cap.read()
-            if not ok or self._first is None:
+            ok, first = self._cap.read()  # for the size only: it may be stale by the time frames are read
+            if not ok or first is None:
                 self._cap.release()
                 raise ActionpipeError(self.source, f"opened, but no frame arrived within {READ_TIMEOUT_S:g} s")
-            self.height, self.width = self._first.shape[:2]
+            self.height, self.width = first.shape[:2]
             reported = self._cap.get(cv2.CAP_PROP_FPS)  # used only without a model rate
             self.fps = fps or (reported if 0 < reported <= 240 else 30.0)
         else:  # a missing file, a folder or a broken video is one error line here
@@ -202,7 +202,7 @@ class FrameReader:
 
         from .video import output_size
 
-        cap, image = self._cap, self._first
+        cap, image = self._cap, None
         size = output_size(self.width, self.height, self.max_side)
         start, last_slot, number = time.monotonic(), -1, 0
         try:
