@@ -10,6 +10,7 @@ from . import console
 from .aggregates import AGGREGATES
 from .cli_options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
                           pose_precision_option)
+from .cli_report import check_report_options, report_options, write_report_outputs
 from .engine_ray import ENGINES, POSE_CPUS
 from .speed import DEFAULT_SPEED, SPEEDS
 
@@ -83,17 +84,20 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.option("--address", help="With --engine ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT).")
 @click.option("--pose-workers", type=click.IntRange(1), metavar="N",
               help=f"With --engine ray: pose actors (default: one per GPU, else one per {POSE_CPUS} CPUs).")
+@_with_options(report_options)
 def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_existing, keep_dir, per_person, imgsz,
              conf, fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, speed,
-             no_prefetch, no_reject, engine, address, pose_workers):
+             no_prefetch, no_reject, engine, address, pose_workers, html_path, plot_dir, rendered_dir):
     """Classify videos (files or folders of videos): all stages in one process.
 
     Each result has a status: ok (a class), unknown (rejected by the model's open-set rule: label
     null, the closest class shown), no_person, too_short or low_confidence (no class), or error.
     Exit code 0 when every video got one of the first five, 1 when any failed (each failure is
-    reported on stderr and in the JSON output, and the other videos still run).
+    reported on stderr and in the JSON output, and the other videos still run). --html and
+    --plot-dir classify with the model's own windows unless --window is given (a timeline to show).
     """
     import os
+    import time
 
     from rich.console import Console
 
@@ -101,6 +105,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
     from .classify import ANSWERS
     from .errors import UsageError
     from .fileio import check_outputs, dumps
+    from .html_report import thumbnail
     from .jsonl import JsonlWriter, done_videos
     from .parquet import ParquetResults
     from .report import render_table
@@ -115,13 +120,15 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
     if engine != "ray" and (address or pose_workers):
         raise UsageError(None, "--address and --pose-workers go with --engine ray")
     _check_window(window_s, stride_s)
+    check_report_options(html_path, plot_dir, rendered_dir)
+    started = time.perf_counter()
     videos, unreadable = expand_videos(inputs)
     for folder, why in unreadable:  # its videos cannot even be listed: a failure, said per folder
         console.stderr.print(f"actionpipe: error: {folder}: cannot read folder ({why}); its videos are not "
                              "classified", markup=False, soft_wrap=True)
     if not videos and not unreadable:
         raise UsageError(None, f"no video files found in: {', '.join(inputs)}")
-    check_outputs([jsonl_path, keep_dir, parquet_path], videos)
+    check_outputs([jsonl_path, keep_dir, parquet_path, html_path], videos)
     card = card_from_option(model)  # a bad --model fails before the JSONL file is touched
     parquet = ParquetResults(parquet_path) if parquet_path else None
     writer = JsonlWriter(jsonl_path) if jsonl_path not in (None, "-") else None
@@ -135,17 +142,22 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
                      f"{len(videos) - len(todo)} of {len(videos)} video(s) already done, skipped")
         videos = todo
     results, out = [], Console()  # results: each video's JSON object (poses are not kept)
+    thumbnails = {}  # --html: each video's picture, made while its pose is at hand
     try:
         if videos:
             action_model = ActionModel(card, device=device, imgsz=imgsz, conf=conf, fps=fps, batch=batch,
                                        prefetch=not no_prefetch, reject=not no_reject, pose_backend=pose_backend,
                                        pose_precision=pose_precision, speed=speed, verbose=True, engine=engine,
                                        address=address, pose_workers=pose_workers)
+            if (html_path or plot_dir) and not window_s:
+                window_s, stride_s = action_model.classifier.model_windows()
             for result in action_model(videos, window=window_s, stride=stride_s, aggregate=aggregate,
                                        per_person=per_person, min_track_s=min_track_s, stream=True,
                                        keep_dir=keep_dir):
                 d = result.to_dict(k)
                 results.append(d)
+                if html_path and result.ok:
+                    thumbnails[d["video"]] = thumbnail(result.video, result.pose, d)
                 if result.status == "error":
                     console.stderr.print(f"actionpipe: error: {result.error}", markup=False, soft_wrap=True)
                 elif result.status in _NO_CLASS:
@@ -180,6 +192,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
             parquet.close()
     if as_json:
         click.echo(dumps({"model": card.name, "results": results}, indent=2))
+    write_report_outputs(results, html_path, plot_dir, rendered_dir, model=card.name, thumbnails=thumbnails,
+                         started=started)
     failed = sum(d["status"] == "error" for d in results)
     console.info(f"{len(results) - failed}/{len(results)} video(s) classified with {card.name}")
     if failed or unreadable:

@@ -37,12 +37,12 @@ PALETTE = [(230, 159, 0), (0, 114, 255), (80, 200, 60), (200, 60, 200), (0, 215,
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def load_result(path: str | Path, video: str | Path) -> dict[str, Any]:
-    """The classify result for ``video`` from a ``classify --json`` document, a JSONL of results or
-    one result object; with several, the one for the same file, else the same file name (last wins)."""
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The classify results (one JSON object per video) of a ``classify --json`` document, a JSONL
+    of results or one result object, in file order."""
     path = Path(path)
     if not path.is_file():
-        raise ActionpipeError(path, "scores file not found")
+        raise ActionpipeError(path, "results file not found")
     data = path.read_bytes()
     try:
         doc = parse_json(data)
@@ -56,6 +56,13 @@ def load_result(path: str | Path, video: str | Path) -> dict[str, Any]:
                if isinstance(r, dict) and isinstance(r.get("status"), str) and isinstance(r.get("video"), str)]
     if not results:
         raise ActionpipeError(path, "holds no classify result (make one with `classify VIDEO --json`)")
+    return results
+
+
+def load_result(path: str | Path, video: str | Path) -> dict[str, Any]:
+    """The classify result for ``video`` from :func:`read_results`' file; with several, the one for
+    the same file, else the same file name (last wins)."""
+    results = read_results(path)
     # The same file first (results of a folder may share file names), else the same file name.
     same = [r for r in results if os.path.realpath(r["video"]) == os.path.realpath(video)]
     named = same or [r for r in results if Path(r["video"]).name == Path(video).name]
@@ -101,6 +108,23 @@ def _shade(img, x1, y1, x2, y2, alpha=0.55) -> None:
         img[y1:y2, x1:x2] = (img[y1:y2, x1:x2] * (1 - alpha)).astype(np.uint8)
 
 
+def draw_person(img: np.ndarray, track: Person, bones, colour, s: float, text: str) -> None:
+    """One person's skeleton (joints seen with confidence), box and a label on the box, at scale ``s``."""
+    kp = track.keypoints
+    seen = kp[:, 2] >= MIN_JOINT_CONF
+    pts = np.round(kp[:, :2]).astype(int)
+    for i, j in bones:
+        if seen[i] and seen[j]:
+            cv2.line(img, tuple(pts[i]), tuple(pts[j]), colour, max(2, round(3 * s)), cv2.LINE_AA)
+    for i in np.flatnonzero(seen):
+        cv2.circle(img, tuple(pts[i]), max(2, round(4 * s)), (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(img, tuple(pts[i]), max(2, round(4 * s)), colour, 1, cv2.LINE_AA)
+    x1, y1, x2, y2 = np.round(track.box).astype(int)
+    cv2.rectangle(img, (x1, y1), (x2, y2), colour, max(1, round(2 * s)))
+    _text(img, text, (x1 + 3, max(y1 - round(6 * s), round(16 * s))), 0.55 * s, (0, 0, 0),
+          max(1, round(1.5 * s)), bg=colour)
+
+
 class Overlay:
     """Draws one frame's overlay; holds the per-video state (layout, colours, scale)."""
 
@@ -124,25 +148,12 @@ class Overlay:
             self._person(img, person, time_s)
 
     def _person(self, img, track: Person, time_s: float) -> None:
-        colour, s = self.track_colour(track.track_id), self.s
-        kp = track.keypoints
-        seen = kp[:, 2] >= MIN_JOINT_CONF
-        pts = np.round(kp[:, :2]).astype(int)
-        for i, j in self.bones:
-            if seen[i] and seen[j]:
-                cv2.line(img, tuple(pts[i]), tuple(pts[j]), colour, max(2, round(3 * s)), cv2.LINE_AA)
-        for i in np.flatnonzero(seen):
-            cv2.circle(img, tuple(pts[i]), max(2, round(4 * s)), (255, 255, 255), -1, cv2.LINE_AA)
-            cv2.circle(img, tuple(pts[i]), max(2, round(4 * s)), colour, 1, cv2.LINE_AA)
-        x1, y1, x2, y2 = np.round(track.box).astype(int)
-        cv2.rectangle(img, (x1, y1), (x2, y2), colour, max(1, round(2 * s)))
         text = f"#{track.track_id}"
         person = self.people.get(track.track_id)
         if person is not None:
             current = _current(person.get("timeline"), time_s) or person
             text += f" {current['label']} {current['probability']:.2f}"
-        _text(img, text, (x1 + 3, max(y1 - round(6 * s), round(16 * s))), 0.55 * s, (0, 0, 0),
-              max(1, round(1.5 * s)), bg=colour)
+        draw_person(img, track, self.bones, self.track_colour(track.track_id), self.s, text)
 
     def _panel(self, img, time_s: float) -> None:
         """Top left: the whole video's current window, its top classes as bars, and the time."""
