@@ -15,6 +15,7 @@ import click
 from . import __version__, console
 from .cli_options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option,
                           pose_backend_option, pose_precision_option)
+from .cli_report import with_report_options
 from .cli_training import calibrate_cmd, eval_cmd, train_cmd
 from .cli_live import watch_cmd
 from .cli_video import classify, render_cmd
@@ -245,8 +246,20 @@ def infer(samples, output, model, device, batch):
               help="Classes shown per item.")
 @click.option("--format", "fmt", default=LibraryDefault("report:DEFAULT_FORMAT"), show_default=True,
               type=LibraryChoice("report:FORMATS"))
-def report(scores, k, fmt):
-    """Show class probabilities (top-k) from a scores file as a table, JSON or CSV."""
+@with_report_options
+@click.option("--poses", "poses_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="With --html: the `classify --keep` folder of these results (thumbnails with the skeletons).")
+def report(scores, k, fmt, html_path, plot_dir, rendered_dir, poses_dir):
+    """Show class probabilities (top-k) from a scores file as a table, JSON or CSV.
+
+    With --html or --plot-dir, SCORES may also be `classify --json`/`--jsonl` output: the HTML page
+    of that run (see `classify --html`) and/or its timeline plots.
+    """
+    if html_path or plot_dir or rendered_dir or poses_dir:
+        from .cli_report import report_from_file
+
+        report_from_file(scores, html_path, plot_dir, rendered_dir, poses_dir)
+        return
     from rich.console import Console
 
     from .infer import load_scores

@@ -23,6 +23,14 @@ report_options = [
 ]
 
 
+
+def with_report_options(command):
+    """Add :data:`report_options` to a click command."""
+    for option in reversed(report_options):
+        command = option(command)
+    return command
+
+
 def check_report_options(html_path: str | None, plot_dir: str | None, rendered_dir: str | None) -> None:
     from .errors import UsageError
 
@@ -67,6 +75,35 @@ def write_report_outputs(results: list[dict[str, Any]], html_path: str | None, p
                         wall_s=None if started is None else time.perf_counter() - started)
     write_page(html_path, page)
     console.info(f"{html_path}: HTML report of {len(results)} video(s)")
+
+
+def report_from_file(path: str, html_path: str | None, plot_dir: str | None, rendered_dir: str | None,
+                     poses_dir: str | None) -> None:
+    """``report FILE --html/--plot-dir``: FILE holds classify results (``--json`` or ``--jsonl``
+    output) or an ``infer`` scores file (then each sample is a row without picture or timeline)."""
+    from .errors import ActionpipeError
+    from .fileio import check_outputs
+    from .infer import load_scores
+    from .render import read_results
+    from .report import ranked
+
+    check_report_options(html_path, plot_dir, rendered_dir)
+    if poses_dir and not html_path:
+        from .errors import UsageError
+        raise UsageError(None, "--poses goes with --html")
+    check_outputs([html_path], [path])
+    model = None
+    try:
+        results = read_results(path)
+    except ActionpipeError as not_results:
+        try:
+            doc = load_scores(path)
+        except ActionpipeError:
+            raise not_results from None
+        model = (doc.get("model") or {}).get("name")
+        results = [{"video": item["source"], "status": "ok", **ranked(item["probabilities"], doc["classes"])}
+                   for item in doc["items"]]
+    write_report_outputs(results, html_path, plot_dir, rendered_dir, model=model, poses_dir=poses_dir)
 
 
 def write_eval_page(html_path: str, evaluation, metrics: dict[str, Any], title: str) -> None:
