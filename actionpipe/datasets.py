@@ -268,11 +268,47 @@ def load_kinetics_skeleton(data_dir: str | Path, label_file: str | Path | None =
     return clips
 
 
+@dataclass
+class LabelRow:
+    """One row of a user's labels CSV: ``file`` as written, its label, group and split (None: unassigned)."""
+
+    file: str
+    label: str
+    group: str | None
+    split: str | None
+    where: str                   # "LABELS.csv:LINE", for messages
+
+
+def read_labels_csv(labels_csv: str | Path) -> list[LabelRow]:
+    """The rows of a CSV with columns ``file,label`` and optionally ``group`` and ``split``
+    (train, test or empty), in file order; a bad header or row is an error naming its line."""
+    labels_csv = Path(labels_csv)
+    if not labels_csv.is_file():
+        raise ActionpipeError(labels_csv, "labels CSV not found")
+    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"file", "label"} <= {c.strip() for c in reader.fieldnames if c}:
+            raise ActionpipeError(labels_csv, f"needs a header with columns file,label[,group][,split] "
+                                              f"(got {reader.fieldnames})")
+        rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
+    out = []
+    for row, line in rows:
+        where = f"{labels_csv}:{line}"
+        if not row["file"] or not row["label"]:
+            raise ActionpipeError(where, "empty file or label")
+        split = row.get("split") or None
+        if split is not None and split not in SPLITS:
+            raise ActionpipeError(where, f"split {split!r}: expected train, test or empty")
+        out.append(LabelRow(row["file"], row["label"], row.get("group") or None, split, where))
+    return out
+
+
 def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = "confidence",
                        split: str | None = None) -> list[Clip]:
-    """A user's clips: a CSV with columns ``file,label`` and optionally ``split`` (train/test/empty)
-    and ``group`` (clips cut from one source video share a group, and a validation split keeps them
-    together); ``file`` is a pose file (or Kinetics-skeleton JSON) relative to the CSV's directory.
+    """A user's clips: a CSV (:func:`read_labels_csv`) with columns ``file,label`` and optionally
+    ``split`` (train/test/empty) and ``group`` (clips cut from one source video share a group, and a
+    validation split keeps them together); ``file`` is a pose file (or Kinetics-skeleton JSON)
+    relative to the CSV's directory.
 
     ``split`` keeps only the rows of that split. Clip names are the files' paths as written.
     """
@@ -280,29 +316,14 @@ def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = 
 
     check_split(split)
     labels_csv = Path(labels_csv)
-    if not labels_csv.is_file():
-        raise ActionpipeError(labels_csv, "labels CSV not found")
-    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"file", "label"} <= {c.strip() for c in reader.fieldnames}:
-            raise ActionpipeError(labels_csv, f"needs a header with columns file,label[,split][,group] "
-                                              f"(got {reader.fieldnames})")
-        rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
+    rows = [row for row in read_labels_csv(labels_csv) if split is None or row.split == split]
     clips = []
-    for row, line in each_with_progress(rows, "pose files"):
-        where = f"{labels_csv}:{line}"
-        if not row["file"] or not row["label"]:
-            raise ActionpipeError(where, "empty file or label")
-        row_split = row.get("split") or None
-        if row_split is not None and row_split not in SPLITS:
-            raise ActionpipeError(where, f"split {row_split!r}: expected train, test or empty")
-        if split is not None and row_split != split:
-            continue
-        path = labels_csv.parent / row["file"]
+    for row in each_with_progress(rows, "pose files"):
+        path = labels_csv.parent / row.file
         if not path.exists():
-            raise ActionpipeError(where, f"{path} not found")
+            raise ActionpipeError(row.where, f"{path} not found")
         pose, _ = read_any(path)
-        clip = clip_from_pose(pose, row["file"], row["label"], max_people, rank, row_split, path=str(path))
-        clip.group = row.get("group") or None
+        clip = clip_from_pose(pose, row.file, row.label, max_people, rank, row.split, path=str(path))
+        clip.group = row.group
         clips.append(clip)
     return clips

@@ -17,7 +17,6 @@ or in which nobody is found, is reported on stderr and skipped.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import console
-from .datasets import SPLITS, Clip, check_split, clip_from_pose
+from .datasets import Clip, check_split, clip_from_pose, read_labels_csv
 from .errors import ActionpipeError
 from .fileio import sha256_file
 from .pack import PackSpec
@@ -89,24 +88,8 @@ def _from_folders(root: Path) -> list[LabelledVideo]:
 
 
 def _from_csv(labels_csv: Path) -> list[LabelledVideo]:
-    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = {c.strip() for c in reader.fieldnames or [] if c}
-        if not {"file", "label"} <= columns:
-            raise ActionpipeError(labels_csv, f"needs a header with columns file,label[,group][,split] "
-                                              f"(got {reader.fieldnames})")
-        rows = [({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader]
-    videos = []
-    for row, line in rows:
-        where = f"{labels_csv}:{line}"
-        if not row["file"] or not row["label"]:
-            raise ActionpipeError(where, "empty file or label")
-        split = row.get("split") or None
-        if split is not None and split not in SPLITS:
-            raise ActionpipeError(where, f"split {split!r}: expected {', '.join(SPLITS)} or empty")
-        videos.append(LabelledVideo(labels_csv.parent / row["file"], row["file"], row["label"],
-                                    row.get("group") or None, split))
-    return videos
+    return [LabelledVideo(labels_csv.parent / row.file, row.file, row.label, row.group, row.split)
+            for row in read_labels_csv(labels_csv)]
 
 
 # --- posing, with a cache ------------------------------------------------------------------------

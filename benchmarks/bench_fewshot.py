@@ -22,6 +22,7 @@ images of each other, so the horizontal flip is off for both.
 
     python benchmarks/bench_fewshot.py --threads 1 --out build/fewshot.json   # the README numbers
     python benchmarks/bench_fewshot.py --k 5 --draws 1 --epochs 3              # a quick look
+    python benchmarks/bench_fewshot.py --summary build/fewshot*.json           # the table of several runs
 
 Results are written to ``--out`` after every run (JSON), then summarised on stdout.
 """
@@ -86,11 +87,17 @@ def main() -> None:
     parser.add_argument("--utd", default=str(REPO.parent / "shared" / "datasets" / "utd_mhad"))
     parser.add_argument("--k", type=int, nargs="+", default=[10, 5, 20])
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--draw-ids", type=int, nargs="+", help="Only these draws (default 0 .. draws-1): to "
+                                                                "spread one protocol over processes")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--freeze", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "build" / "fewshot.json"))
+    parser.add_argument("--summary", nargs="+", metavar="JSON", help="Only print the table of earlier --out files")
     args = parser.parse_args()
+    if args.summary:
+        summarise([r for path in args.summary for r in json.loads(Path(path).read_text())["runs"]])
+        return
 
     import torch
     torch.set_num_threads(args.threads)
@@ -104,7 +111,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"{len(classes)} target classes, {len(train_pool)} train-split clips, {len(test)} test clips", flush=True)
     for k in args.k:
-        for d in range(args.draws):
+        for d in args.draw_ids or range(args.draws):
             clips = draw(train_pool, classes, k, seed=1000 * k + d)
             for arm in ("scratch", "finetune"):
                 cfg = config(arm, args)
@@ -120,14 +127,23 @@ def main() -> None:
                 out.write_text(json.dumps(results, indent=2))
                 print(f"k={k} draw {d} {arm:8s}: top-1 {100 * accuracy:5.1f} %, {seconds:5.0f} s "
                       f"({cpu_seconds:.0f} CPU s)", flush=True)
-    print("\nk    scratch top-1        fine-tuned top-1     gain    train CPU s (scratch / fine-tuned)")
-    for k in args.k:
-        rows = {arm: [r for r in results["runs"] if r["k"] == k and r["arm"] == arm] for arm in ("scratch", "finetune")}
-        acc = {arm: 100 * np.array([r["top1"] for r in rs]) for arm, rs in rows.items()}
+    summarise(results["runs"])
+
+
+def summarise(runs: list[dict]) -> None:
+    """Mean ± std over draws of top-1 per k and arm, the gain, and the mean training CPU time."""
+    print("\nk    draws  scratch top-1    fine-tuned top-1   gain (points)   train CPU s (scratch / fine-tuned)")
+    for k in sorted({r["k"] for r in runs}):
+        rows = {arm: [r for r in runs if r["k"] == k and r["arm"] == arm] for arm in ("scratch", "finetune")}
+        draws = sorted({r["draw"] for r in rows["scratch"]} & {r["draw"] for r in rows["finetune"]})
+        if not draws:
+            continue
+        acc = {arm: 100 * np.array([r["top1"] for r in rs if r["draw"] in draws]) for arm, rs in rows.items()}
+        gain = acc["finetune"] - acc["scratch"]
         secs = {arm: np.mean([r["train_cpu_s"] for r in rs]) for arm, rs in rows.items()}
-        print(f"{k:<4} {acc['scratch'].mean():5.1f} ± {acc['scratch'].std():4.1f}       "
+        print(f"{k:<4} {len(draws):<6} {acc['scratch'].mean():5.1f} ± {acc['scratch'].std():4.1f}     "
               f"{acc['finetune'].mean():5.1f} ± {acc['finetune'].std():4.1f}       "
-              f"{acc['finetune'].mean() - acc['scratch'].mean():+5.1f}   {secs['scratch']:.0f} / {secs['finetune']:.0f}")
+              f"{gain.mean():+5.1f} (min {gain.min():+.1f})    {secs['scratch']:.0f} / {secs['finetune']:.0f}")
 
 
 if __name__ == "__main__":
