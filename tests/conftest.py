@@ -1,4 +1,5 @@
-"""Shared test fixtures: the sample video, real photos, the shared datasets, a CLI runner."""
+"""Shared test fixtures: the sample video and a short clip of it, real photos, a CLI runner.
+Plain builders (pose files, cards, videos, ``shared_path``) are in helpers.py."""
 from __future__ import annotations
 
 import os
@@ -6,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,11 +34,22 @@ def ultralytics_assets() -> Path:
     return Path(ultralytics.__file__).parent / "assets"
 
 
-def shared_path(*parts: str) -> Path:
-    """A path under ../shared, or skip the test with the reason when it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared holds the real datasets; CI has it)")
+@pytest.fixture(scope="module")
+def short_clip(demo_video, tmp_path_factory):
+    """The first 24 frames of the sample video (two real people), shrunk to 640 px."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("clips") / "two_people.mp4"
+    cap = cv2.VideoCapture(str(demo_video))
+    writer = None
+    for _ in range(24):
+        ok, frame = cap.read()
+        assert ok
+        frame = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
+        writer.write(frame)
+    writer.release()
     return path
 
 

@@ -107,7 +107,7 @@ def test_many_videos_stream_and_a_broken_one_does_not_stop_them(model, result, t
 def test_model_argument_forms(tmp_path):
     from actionpipe import ActionModel, ModelCard
     from actionpipe.errors import ActionpipeError
-    from test_infer import write_card
+    from helpers import write_card
 
     card = write_card(tmp_path / "tiny")
     for form in (card, card.directory, str(card.directory)):

@@ -18,24 +18,7 @@ from actionpipe.classify import ANSWERS, Classifier
 from actionpipe.jsonl import JsonlWriter, done_videos, repair_jsonl
 from actionpipe.pack import pack_track
 from actionpipe.posefile import PoseFile
-from test_infer import CLASSES, write_card
-
-
-@pytest.fixture(scope="module")
-def short_clip(demo_video, tmp_path_factory):
-    """The first 24 frames of the sample video (two real people), shrunk to 640 px."""
-    path = tmp_path_factory.mktemp("clips") / "two_people.mp4"
-    cap = cv2.VideoCapture(str(demo_video))
-    writer = None
-    for _ in range(24):
-        ok, frame = cap.read()
-        assert ok
-        frame = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
-        writer.write(frame)
-    writer.release()
-    return path
+from helpers import CLASSES, make_side_by_side, write_card
 
 
 @pytest.fixture(scope="module")
@@ -86,21 +69,6 @@ def test_classify_usage_errors(card, tmp_path, run_cli):
 
 # --- long videos, several people -----------------------------------------------------------------
 
-def make_side_by_side(demo_video, path, frames=72):
-    """Two real people doing different things, side by side (828x360, 30 fps): left, the man
-    jumping on the box (from the start); right, the woman walking, who enters at ~1.3 s."""
-    cap = cv2.VideoCapture(str(demo_video))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (828, 360))
-    for _ in range(frames):
-        ok, frame = cap.read()
-        assert ok
-        left = cv2.resize(frame[0:600, 380:914], (320, 360), interpolation=cv2.INTER_AREA)
-        right = cv2.resize(frame[380:994, 900:1768], (508, 360), interpolation=cv2.INTER_AREA)
-        writer.write(np.hstack([left, right]))
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def side_by_side(demo_video, tmp_path_factory):
     return make_side_by_side(demo_video, tmp_path_factory.mktemp("clips") / "side_by_side.mp4")
@@ -146,8 +114,6 @@ def test_timeline_windows_are_the_predictors_batched_windows(timeline_run):
 
 
 def test_video_scores_follow_the_cards_window_aggregate_unless_overridden(timeline_run, tmp_path):
-    from test_infer import write_card
-
     _, _, pose = timeline_run
     motion_card = write_card(tmp_path / "motion", aggregate="motion")
     by_card = Classifier(motion_card, device="cpu", fps=15, load_pose=False).classify_pose(pose, "v.mp4")
@@ -160,8 +126,6 @@ def test_video_scores_follow_the_cards_window_aggregate_unless_overridden(timeli
 
 
 def test_naming_the_cards_own_aggregate_changes_nothing_on_a_calibrated_card(timeline_run, tmp_path):
-    from test_infer import write_card
-
     _, _, pose = timeline_run
     card = write_card(tmp_path / "calibrated", aggregate="motion")
     card = card.rewrite(calibration={"temperature": 0.02})

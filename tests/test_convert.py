@@ -11,28 +11,9 @@ from actionpipe.convert import (convert, convert_pose_layout, detect_format, rea
                                 read_openpose_dir, write_kinetics_json, write_openpose_dir)
 from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import BODY25, COCO17, OPENPOSE18, convert_keypoints
-from actionpipe.posefile import Person, PoseFile, PoseFrame
+from actionpipe.posefile import PoseFile
+from helpers import MADE_FPS, MADE_HEIGHT, MADE_WIDTH, make_pose
 
-WIDTH, HEIGHT, FPS = 1768, 994, 25.0
-
-
-def make_pose(layout=COCO17, frames=6) -> PoseFile:
-    """Two tracks: 1 in every frame but frame 3 (nobody there), 2 from frame 2 on; some joints unseen."""
-    rng = np.random.default_rng(7)
-    out = []
-    for t in range(frames):
-        people = []
-        for track, first in ((1, 0), (2, 2)):
-            if t < first or t == 3:
-                continue
-            kp = np.zeros((layout.num_joints, 3), dtype=np.float32)
-            kp[:, 0] = np.round(rng.uniform(0, WIDTH, layout.num_joints), 2)
-            kp[:, 1] = np.round(rng.uniform(0, HEIGHT, layout.num_joints), 2)
-            kp[:, 2] = np.round(rng.uniform(0.3, 1.0, layout.num_joints), 5)
-            kp[(t + track) % layout.num_joints] = 0  # an unseen joint: no position either
-            people.append(Person(track, 0.9, np.array([1, 2, 3, 4], np.float32), kp))
-        out.append(PoseFrame(t, t / FPS, people))
-    return PoseFile(layout.name, WIDTH, HEIGHT, FPS, out, {"path": "clip.mp4"})
 
 
 def assert_same_people(a: PoseFile, b: PoseFile, atol: float) -> None:
@@ -53,9 +34,9 @@ def test_pose_openpose_pose_round_trip(tmp_path):
     doc = json.loads(files[2].read_text())
     assert [p["person_id"] for p in doc["people"]] == [[1], [2]]
     assert len(doc["people"][0]["pose_keypoints_2d"]) == 18 * 3
-    back = read_openpose_dir(tmp_path / "op", WIDTH, HEIGHT, FPS)
-    assert back.layout == "openpose18" and (back.width, back.height, back.fps) == (WIDTH, HEIGHT, FPS)
-    assert back.frames[3].people == [] and back.frames[5].time_s == pytest.approx(5 / FPS)
+    back = read_openpose_dir(tmp_path / "op", MADE_WIDTH, MADE_HEIGHT, MADE_FPS)
+    assert back.layout == "openpose18" and (back.width, back.height, back.fps) == (MADE_WIDTH, MADE_HEIGHT, MADE_FPS)
+    assert back.frames[3].people == [] and back.frames[5].time_s == pytest.approx(5 / MADE_FPS)
     # Every COCO joint exists in OpenPose-18: back in COCO-17 nothing is lost.
     assert_same_people(pose, convert_pose_layout(back, "coco17"), atol=0.006)
     person = back.frames[0].people[0]  # box and score are rebuilt from the keypoints
@@ -73,7 +54,7 @@ def test_pose_kinetics_pose_round_trip(tmp_path):
     assert len(skeleton["pose"]) == 36 and len(skeleton["score"]) == 18
     assert max(max(s["pose"]) for d in doc["data"] for s in d["skeleton"]) <= 1.0  # normalised
     back = read_kinetics_json(tmp_path / "clip.json")
-    assert (back.width, back.height, back.fps) == (WIDTH, HEIGHT, FPS)
+    assert (back.width, back.height, back.fps) == (MADE_WIDTH, MADE_HEIGHT, MADE_FPS)
     assert back.source["label"] == "dancing" and back.source["label_index"] == 7
     assert_same_people(pose, convert_pose_layout(back, "coco17"), atol=0.02)
 
@@ -129,10 +110,10 @@ def test_reads_body25_openpose_and_maps_by_name(tmp_path):
 def test_openpose_tracker_ids_and_forced_layout(tmp_path):
     kp = convert_keypoints(make_pose().frames[0].people[0].keypoints, "coco17", "openpose18")
     write_openpose_frames(tmp_path / "op", [[kp.ravel().tolist()]] * 3, person_id=4)
-    pose = read_openpose_dir(tmp_path / "op", WIDTH, HEIGHT, layout="openpose18")
+    pose = read_openpose_dir(tmp_path / "op", MADE_WIDTH, MADE_HEIGHT, layout="openpose18")
     assert pose.track_ids() == [4]
     with pytest.raises(ActionpipeError, match="expected a list of 75 numbers, got 54"):
-        read_openpose_dir(tmp_path / "op", WIDTH, HEIGHT, layout="body25")
+        read_openpose_dir(tmp_path / "op", MADE_WIDTH, MADE_HEIGHT, layout="body25")
 
 
 def test_convert_openpose18_pose_file_to_coco17(tmp_path):
@@ -148,8 +129,8 @@ def test_cli_round_trip_through_openpose_and_kinetics(tmp_path, run_cli):
     r = run_cli("convert", tmp_path / "pose.json", "-o", tmp_path / "op", "--to", "openpose")
     assert r.exit_code == 0, r.stderr
     assert detect_format(tmp_path / "op") == "openpose"
-    r = run_cli("convert", tmp_path / "op", "-o", tmp_path / "back.json", "--width", WIDTH,
-                "--height", HEIGHT, "--fps", FPS, "--layout", "coco17", "--json")
+    r = run_cli("convert", tmp_path / "op", "-o", tmp_path / "back.json", "--width", MADE_WIDTH,
+                "--height", MADE_HEIGHT, "--fps", MADE_FPS, "--layout", "coco17", "--json")
     assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["input_format"] == "openpose" and summary["frames"] == 6 and summary["tracks"] == 2

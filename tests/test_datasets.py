@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from helpers import make_pose, shared_path
 
 from actionpipe.convert import write_kinetics_json
 from actionpipe.datasets import (OCCLUDED_CONFIDENCE, PENN_ACTION_CLASSES, Clip, class_names,
@@ -13,7 +13,6 @@ from actionpipe.datasets import (OCCLUDED_CONFIDENCE, PENN_ACTION_CLASSES, Clip,
                                  load_penn_clip)
 from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import COCO17
-from test_convert import make_pose
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from actionpipe.cards import DEFAULT_MODEL, SHIPPED_MODELS, ModelCard
 from actionpipe.evaluate import Evaluation
 
-from conftest import shared_path
+from helpers import shared_path
 
 
 def test_metrics_top1_top5_per_class_and_confusion():
@@ -92,7 +92,7 @@ def test_eval_on_a_folder_of_videos_with_labels_csv(demo_video, tmp_path, run_cl
     """End to end (pose, pack, model) on real footage; a pose cache makes the second run skip the pose model."""
     import cv2
 
-    from test_infer import CLASSES, write_card
+    from helpers import CLASSES, write_card
 
     card = write_card(tmp_path / "tiny")
     videos = tmp_path / "clips"

@@ -10,31 +10,13 @@ import pytest
 
 from actionpipe.errors import ActionpipeError
 from actionpipe.extract import FramesManifest, extract_frames, read_frames_dir
+from helpers import GREY_FPS, GREY_FRAMES, bad_videos, one_line_error, write_video
 
-SRC_FPS = 10
-SRC_FRAMES = 30
-SIZE = (160, 120)  # width, height
-
-
-def write_video(path: Path, frames: int = SRC_FRAMES, fps: float = SRC_FPS, size=SIZE,
-                fourcc: str = "mp4v") -> Path:
-    """A video whose frame i is flat grey level 8*i (so a decoded frame tells its source index)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    assert writer.isOpened()
-    for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 8 * i, np.uint8))
-    writer.release()
-    return path
 
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "grey.mp4")
-
-
-def assert_one_line_error(result, start: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"actionpipe: error: {start}"), result.stderr
 
 
 def source_index_of(image: np.ndarray) -> int:
@@ -51,8 +33,8 @@ def test_fps_resampling_picks_nearest_frames(video, tmp_path, fps, expected):
     m = extract_frames(video, tmp_path / "f", fps=fps)
     assert [r.source_index for r in m.frames] == expected
     assert [r.index for r in m.frames] == list(range(len(expected)))
-    assert [r.time_s for r in m.frames] == pytest.approx([i / SRC_FPS for i in expected])
-    assert m.fps == min(fps or SRC_FPS, SRC_FPS)
+    assert [r.time_s for r in m.frames] == pytest.approx([i / GREY_FPS for i in expected])
+    assert m.fps == min(fps or GREY_FPS, GREY_FPS)
     # The images really are those source frames, in order, named from 000001.
     assert [r.file for r in m.frames] == [f"{i + 1:06d}.jpg" for i in range(len(expected))]
     for r in m.frames:
@@ -102,28 +84,16 @@ def test_truncated_video_keeps_decoded_frames_and_warns(tmp_path, capsys):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     m = extract_frames(path, tmp_path / "f")
-    assert 0 < len(m.frames) < SRC_FRAMES
+    assert 0 < len(m.frames) < GREY_FRAMES
     assert "truncated or corrupt" in capsys.readouterr().err
-
-
-def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
-    text = tmp_path / "notes.mp4"
-    text.write_text("this is not a video\n")
-    truncated = write_video(tmp_path / "cut.mp4")
-    truncated.write_bytes(truncated.read_bytes()[:3000])  # the mp4 index (moov) is at the end: lost
-    empty = write_video(tmp_path / "empty.avi", frames=0, fourcc="MJPG")
-    return {"missing": (tmp_path / "nope.mp4", "file not found"),
-            "not a video": (text, "not a readable video"),
-            "truncated": (truncated, "not a readable video"),
-            "zero frames": (empty, "no decodable frames")}
 
 
 @pytest.mark.parametrize("case", ["missing", "not a video", "truncated", "zero frames"])
 def test_bad_video_is_one_line_error_without_output(tmp_path, run_cli, case):
-    path, problem = _bad_inputs(tmp_path)[case]
+    path, problem = bad_videos(tmp_path)[case]
     result = run_cli("extract", path, "-o", tmp_path / "out")
     assert result.exit_code == 1
-    assert_one_line_error(result, f"{path}: {problem}")
+    one_line_error(result, f"{path}: {problem}", at_start=True)
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.*"))
 
@@ -131,7 +101,7 @@ def test_bad_video_is_one_line_error_without_output(tmp_path, run_cli, case):
 def test_start_beyond_the_end_is_an_error(video, tmp_path, run_cli):
     result = run_cli("extract", video, "-o", tmp_path / "out", "--start", "10")
     assert result.exit_code == 1
-    assert_one_line_error(result, f"{video}: nothing to decode from 10 s: the video is 3.0 s long")
+    one_line_error(result, f"{video}: nothing to decode from 10 s: the video is 3.0 s long", at_start=True)
     assert not (tmp_path / "out").exists()
 
 
@@ -147,7 +117,7 @@ def test_unwritable_output(video, tmp_path, run_cli):
     for out in (tmp_path / "no" / "such" / "dir", Path("/proc/actionpipe-frames")):
         result = run_cli("extract", video, "-o", out)
         assert result.exit_code == 1
-        assert_one_line_error(result, f"{out}: cannot write")
+        one_line_error(result, f"{out}: cannot write", at_start=True)
 
 
 def test_frames_dir_without_manifest(tmp_path):

@@ -15,7 +15,7 @@ from actionpipe.errors import ActionpipeError
 from actionpipe.trainconfig import load_config
 from actionpipe.video_dataset import PoseCache, list_videos
 
-from conftest import REPO, shared_path
+from helpers import REPO, shared_path
 
 
 def cut(source: Path, out: Path, start: float, seconds: float, width: int = 480) -> Path:

@@ -22,7 +22,7 @@ from actionpipe.fileio import parse_json, read_json
 from actionpipe.infer import FORMAT as SCORES_FORMAT
 from actionpipe.pack import Sample, pack_people
 from actionpipe.video import VideoInfo
-from test_infer import moving_pose, write_card
+from helpers import moving_pose, write_card
 
 FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

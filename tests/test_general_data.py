@@ -14,7 +14,7 @@ from actionpipe.train import epoch_order, training_loss
 from actionpipe.trainconfig import OTHER_LABEL, TrainConfig, apply_label_map, load_dataset
 from actionpipe.virtual_camera import Camera, project
 
-from conftest import shared_path
+from helpers import shared_path
 
 LS, RS = COCO17.index("left_shoulder"), COCO17.index("right_shoulder")
 LH, RH = COCO17.index("left_hip"), COCO17.index("right_hip")

@@ -9,46 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from actionpipe.cards import ModelCard, sha256_file
+from actionpipe.cards import ModelCard
 from actionpipe.errors import ActionpipeError
 from actionpipe.infer import Predictor, combine_windows, load_scores, motion_energy, window_starts
 from actionpipe.pack import PackSpec, Sample, pack_people
 from actionpipe.report import top_k
-from test_pack import person, pose_file
-
-CLASSES = ["wave", "squat", "jump"]
-
-
-def write_card(directory, layout="coco17", window=8, base_channels=8, seed=0, aggregate=None):
-    """A small, randomly initialised model with a real card: mechanics, not accuracy."""
-    from actionpipe.model import STGCN
-
-    torch.manual_seed(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    arch = {"type": "stgcn", "layout": layout, "strategy": "spatial", "in_channels": 3,
-            "num_class": len(CLASSES), "base_channels": base_channels, "edge_importance": True}
-    model = STGCN(**{k: v for k, v in arch.items() if k != "type"})
-    # Move BN statistics off their defaults so data_bn really acts.
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, 16, model.layout.num_joints, 1))
-    torch.save(model.state_dict(), directory / "weights.pt")
-    card = {"format_version": 1, "name": directory.name, "description": "test model",
-            "architecture": arch,
-            "preprocessing": {"layout": layout, "normalization": "body", "max_people": 2, "rank": "area"},
-            "inference": {"window_frames": window, "window_stride": window // 2,
-                          **({"aggregate": aggregate} if aggregate else {})},
-            "classes": CLASSES,
-            "weights": {"file": "weights.pt", "sha256": sha256_file(directory / "weights.pt")}}
-    (directory / "card.json").write_text(json.dumps(card))
-    return ModelCard.load(directory)
-
-
-def moving_pose(frames=20, seed=0):
-    rng = np.random.default_rng(seed)
-    return pose_file([[person(1, 300 + rng.normal() * 10, 240, 60), person(2, 100, 200, 30)]
-                      for _ in range(frames)])
-
+from helpers import CLASSES, moving_pose, person, write_card
 
 @pytest.fixture(scope="module")
 def card(tmp_path_factory):

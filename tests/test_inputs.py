@@ -19,9 +19,7 @@ from actionpipe import console
 from actionpipe.errors import ActionpipeError
 from actionpipe.fileio import write_json
 from actionpipe.pack import pack_people
-from test_classify import short_clip  # noqa: F401  (a fixture)
-from test_infer import moving_pose, write_card
-from test_outputs import one_line_error
+from helpers import moving_pose, one_line_error, write_card
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 from actionpipe.errors import ActionpipeError
 from actionpipe.graph import Graph
 from actionpipe.model import STGCN, GraphConv, load_reference_state_dict
-from tests.conftest import shared_path
+from helpers import shared_path
 
 CONFIGS = {
     "stgcn_kinetics_keys.txt": {"layout": "openpose18", "num_class": 400},

@@ -23,9 +23,7 @@ from actionpipe.openset import (OpenSet, clip_probabilities, expected_calibratio
                                 fit_temperature, open_set_report, roc_auc, score_clips, softmax)
 from actionpipe.pack import pack_people
 from actionpipe.train import split_validation
-from conftest import shared_path
-from test_infer import CLASSES, write_card
-from test_pack import person, pose_file
+from helpers import CLASSES, person, pose_file, shared_path, write_card
 
 
 # --- the maths ------------------------------------------------------------------------------------

@@ -19,8 +19,7 @@ import pytest
 
 from actionpipe.classify import keep_names
 from actionpipe.pack import pack_people
-from test_classify import short_clip  # noqa: F401  (a fixture)
-from test_infer import moving_pose, write_card
+from helpers import moving_pose, one_line_error, write_card
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +37,6 @@ def writer_args(work, command):
     return {"pack": ["pack", work.pose, "--model", work.card.directory],
             "infer": ["infer", work.sample, "--model", work.card.directory, "--device", "cpu"],
             "convert": ["convert", work.pose, "--to", "kinetics"]}[command]
-
-
-def one_line_error(result, text: str) -> None:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("actionpipe: error: ") and text in lines[0], result.stderr
 
 
 # --- 1. devices, FIFOs, sockets, stdout -----------------------------------------------------------

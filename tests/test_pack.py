@@ -8,28 +8,8 @@ from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import COCO17, OPENPOSE18
 from actionpipe.pack import (PackSpec, Sample, fit_length, normalize, pack_people, resample_time,
                              select_people)
-from actionpipe.posefile import Person, PoseFile, PoseFrame
+from helpers import person, pose_file
 
-# A standing person in COCO-17, unit torso (shoulder midpoint to hip midpoint = 1), facing the camera.
-_STAND = {"nose": (0, -1.5), "left_eye": (0.1, -1.6), "right_eye": (-0.1, -1.6), "left_ear": (0.2, -1.5),
-          "right_ear": (-0.2, -1.5), "left_shoulder": (0.4, -1), "right_shoulder": (-0.4, -1),
-          "left_elbow": (0.5, -0.5), "right_elbow": (-0.5, -0.5), "left_wrist": (0.5, 0),
-          "right_wrist": (-0.5, 0), "left_hip": (0.3, 0), "right_hip": (-0.3, 0),
-          "left_knee": (0.3, 0.8), "right_knee": (-0.3, 0.8), "left_ankle": (0.3, 1.6),
-          "right_ankle": (-0.3, 1.6)}
-
-
-def person(track_id, cx, cy, scale, conf=0.9):
-    kp = np.array([[cx + x * scale, cy + y * scale, conf] for x, y in
-                   (_STAND[j] for j in COCO17.joints)], dtype=np.float32)
-    box = np.array([kp[:, 0].min(), kp[:, 1].min(), kp[:, 0].max(), kp[:, 1].max()], dtype=np.float32)
-    return Person(track_id, conf, box, kp)
-
-
-def pose_file(frames, fps=30.0, width=640, height=480):
-    return PoseFile("coco17", width, height, fps,
-                    [PoseFrame(i, i / fps, people) for i, people in enumerate(frames)],
-                    source={"path": "crafted"})
 
 
 def test_select_people_ranks_and_keeps_slots_fixed():

@@ -15,7 +15,7 @@ from actionpipe.devices import resolve_device
 from actionpipe.pose import WEIGHTS_SHA256, PoseEstimator, default_weights
 from actionpipe.posefile import PoseFile
 
-from test_extract import assert_one_line_error, write_video, _bad_inputs
+from helpers import bad_videos, one_line_error, write_card, write_video
 
 NOSE, L_SHOULDER, R_SHOULDER = COCO17.index("nose"), COCO17.index("left_shoulder"), COCO17.index("right_shoulder")
 L_HIP, R_HIP = COCO17.index("left_hip"), COCO17.index("right_hip")
@@ -142,13 +142,13 @@ def test_video_without_people_is_valid_and_warns(run_cli, tmp_path):
 
 def assert_failed_cleanly(result, out: Path, start: str, code: int = 1):
     assert result.exit_code == code, result.stderr
-    assert_one_line_error(result, start)
+    one_line_error(result, start, at_start=True)
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(("p.json", ".p.json"))) == []
 
 
 @pytest.mark.parametrize("case", ["missing", "not a video", "truncated", "zero frames"])
 def test_bad_video(run_cli, tmp_path, case):
-    path, problem = _bad_inputs(tmp_path)[case]
+    path, problem = bad_videos(tmp_path)[case]
     out = tmp_path / "p.json"
     assert_failed_cleanly(run_cli("pose", path, "-o", out), out, f"{path}: {problem}")
 
@@ -184,7 +184,7 @@ def test_unwritable_output(run_cli, zidane_pan, tmp_path):
     for out in (tmp_path / "no" / "dir" / "p.json", Path("/proc/p.json")):
         result = run_cli("pose", zidane_pan, "-o", out)
         assert result.exit_code == 1
-        assert_one_line_error(result, f"{out}: cannot write")
+        one_line_error(result, f"{out}: cannot write", at_start=True)
 
 
 @pytest.mark.parametrize("args", [["--device", "tpu"], ["--imgsz", "8"], ["--conf", "1.5"],
@@ -219,7 +219,6 @@ def test_device_resolution(monkeypatch):
 def test_cli_pose_with_a_model_takes_the_cards_pose_settings(run_cli, zidane_pan, tmp_path):
     """pose --model reproduces classify's pose stage: the card's imgsz, conf and rate; flags override."""
     from actionpipe.cards import ModelCard
-    from test_infer import write_card
 
     card_dir = write_card(tmp_path / "card").directory
     doc = json.loads((card_dir / "card.json").read_text())

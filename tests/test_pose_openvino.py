@@ -16,7 +16,7 @@ from actionpipe.devices import cpu_threads, resolve_pose_backend
 from actionpipe.pose import WEIGHTS_SHA256, PoseEstimator, _load_yolo, default_weights
 from actionpipe.video import read_frames
 
-from conftest import SHARED
+from helpers import SHARED
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, shared_path
+from helpers import REPO, shared_path
 
 FPS = 10          # both engines run the pose at this rate: a short, real workload
 CLIP_S = 2.0

@@ -17,8 +17,7 @@ from actionpipe.posefile import PoseFile
 from actionpipe.render import load_result
 from actionpipe.video import probe
 from actionpipe.videowriter import CODECS, H264, open_video_writer
-from test_classify import make_side_by_side
-from test_infer import write_card
+from helpers import make_side_by_side, write_card
 
 
 @pytest.fixture(scope="module")

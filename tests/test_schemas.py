@@ -14,11 +14,11 @@ import pytest
 
 from actionpipe import card_sections, cards, extract, infer, pack, posefile
 from actionpipe.errors import ActionpipeError
+from helpers import REPO
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extras: pip install -e '.[test]'")
 from referencing import Registry, Resource  # noqa: E402  (installed with jsonschema)
 
-REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "docs" / "schemas"
 NAMES = ("pose", "frames", "sample-meta", "scores", "card", "result")
 

@@ -12,7 +12,7 @@ from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import COCO17
 from actionpipe.trainconfig import load_config
 
-from conftest import shared_path
+from helpers import shared_path
 
 W, H = 640, 480
 
