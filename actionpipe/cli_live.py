@@ -9,6 +9,7 @@ it at once.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -139,6 +140,9 @@ def watch_cmd(source, model, device, window_s, stride_s, per_person, min_track_s
                     view.update(_view(watch, d), refresh=True)
         except ActionpipeError as exc:  # the stream failed for good: what came is written, then the error
             error = exc
+        except BrokenPipeError:  # whoever read stdout went away (`| head -1`): stop, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
     summary = watch.summary()
     if not events_only:
         _emit(summary)

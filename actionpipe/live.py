@@ -15,7 +15,9 @@ per-person results and ST-GCN. Windows are counted in frames at the model's rate
 ``classify --window`` counts them (frames 0..W-1, then every S frames, and at the end one window
 that ends with the last frame), so on a file, with nothing dropped, the windows are the same.
 What differs: each window is packed on its own (people ranked and body-normalised within the
-window), where ``classify`` packs the whole video once; it cannot see the future.
+window), where ``classify`` packs the whole video once; it cannot see the future. Frames dropped
+inside a window are filled in by :func:`~actionpipe.speed.interpolate_pose` (as ``--speed fast``
+fills the frames it skips), so the model sees motion at its own rate.
 
 Consecutive windows with the same label (or the same status, when there is no label) merge into
 an :class:`Event`, emitted when it closes; boundaries between events fall in the middle of two
