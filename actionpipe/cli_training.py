@@ -73,6 +73,8 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @click.option("--labels", help="Kinetics label JSON, or the labels CSV (file,label) of a video folder.")
 @click.option("--json", "as_json", is_flag=True, help="Metrics as JSON on stdout (tables go to stderr).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write one self-contained HTML page: accuracy, confusion matrix, per-class accuracy, a row per clip.")
 @click.option("--record", is_flag=True, help="Add the result (with this command line) to the model's card.json.")
 @click.option("--pose-cache", type=click.Path(file_okay=False),
               help="Videos: keep each video's pose.json here and reuse it on the next run.")
@@ -81,14 +83,14 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @device_option
 @click.option("--batch", default=LibraryDefault("evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Windows per forward pass.")
-def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, imgsz, fps, device, batch):
+def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, pose_cache, imgsz, fps, device, batch):
     """Accuracy of a model on a labelled dataset: top-1/top-5, per class, confusion matrix."""
     import json
     import shlex
 
     from rich.console import Console
 
-    from .evaluate import evaluate_dataset, evaluate_videos, plot_confusion, record_metrics, render_metrics
+    from .evaluate import _pct, evaluate_dataset, evaluate_videos, plot_confusion, record_metrics, render_metrics
 
     card = card_from_option(model)
     kind, _, rest = dataset.partition(":")
@@ -102,9 +104,13 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, record, pose_cache, i
         result = evaluate_dataset(card, dataset, split, labels, device, batch)
     metrics = result.metrics()
     render_metrics(metrics, console.stderr if as_json else Console())
+    title = f"{card.name} on {dataset}{' ' + split if split else ''}: top-1 {_pct(metrics['top1'])}"
     if plot:
-        plot_confusion(metrics, plot, f"{card.name} on {dataset}{' ' + split if split else ''}: "
-                                      f"top-1 {100 * metrics['top1']:.1f}%")
+        plot_confusion(metrics, plot, title)
+    if html_path:
+        from .cli_report import write_eval_page
+
+        write_eval_page(html_path, result, metrics, title)
     if record:
         record_metrics(card, {"dataset": dataset, "split": split, "clips": metrics["clips"], "top1": metrics["top1"],
                               "top5": metrics["top5"],
