@@ -17,8 +17,8 @@ import time
 import click
 
 from . import console
-from .cli_options import device_option, model_option, pose_backend_option, pose_precision_option
-from .stream import DEFAULT_RECONNECT_S, is_live  # light: OpenCV is imported when a source opens
+from .cli_options import LibraryDefault, device_option, model_option, pose_backend_option, pose_precision_option
+from .stream import is_live  # light: OpenCV is imported when a source opens
 
 _seconds = click.FloatRange(min=0, min_open=True)
 
@@ -80,16 +80,16 @@ def _view(watch, window: dict | None):
 @click.option("--stride", "stride_s", type=_seconds, metavar="SEC",
               help="Classify every SEC seconds. Default: the model's own stride, or half of --window.")
 @click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track.")
-@click.option("--min-track-s", default=1.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--min-track-s", default=LibraryDefault("classify:DEFAULT_MIN_TRACK_S"), show_default=True, type=click.FloatRange(min=0),
               metavar="SEC", help="Per person: only people seen for SEC seconds of the window.")
-@click.option("--top", "k", default=5, show_default=True, type=click.IntRange(1), help="Classes per window.")
+@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1), help="Classes per window.")
 @click.option("--events-only", is_flag=True,
               help="Print only events (runs of windows with one label, printed when they end).")
 @click.option("--realtime", is_flag=True,
               help="A video file plays at its own frame rate and frames are dropped when the models fall behind, "
                    "as from a camera. Default for files: as fast as possible, nothing dropped.")
 @click.option("--duration", type=_seconds, metavar="SEC", help="Stop after SEC seconds of video.")
-@click.option("--reconnect-s", default=DEFAULT_RECONNECT_S, show_default=True, type=_seconds, metavar="SEC",
+@click.option("--reconnect-s", default=LibraryDefault("stream:DEFAULT_RECONNECT_S"), show_default=True, type=_seconds, metavar="SEC",
               help="A stream that drops is reopened (with backoff) for up to SEC seconds, then it is an error.")
 @click.option("--show", is_flag=True, help="Show the annotated video in a window (needs a display; q or Esc stops).")
 @click.option("--save", type=click.Path(dir_okay=False), metavar="OUT.mp4",

@@ -39,11 +39,11 @@ from . import console
 from .classify import DEFAULT_MIN_TRACK_S
 from .errors import ActionpipeError
 from .posefile import PoseFile, PoseFrame
+from .report import DEFAULT_TOP_K
 from .speed import interpolate_pose
 from .stream import DEFAULT_RECONNECT_S, FrameReader
 from .timeline import merge_segments
 
-DEFAULT_TOP = 5
 _KEPT_LATENCIES = 100_000  # enough for days of windows; bounded so memory stays flat
 
 
@@ -64,7 +64,7 @@ class WindowResult:
     frames: int
     latency_s: float
     result: Any = field(repr=False, default=None)
-    k: int = field(repr=False, default=DEFAULT_TOP)
+    k: int = field(repr=False, default=DEFAULT_TOP_K)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON line ``actionpipe watch`` prints for it."""
@@ -149,7 +149,7 @@ class Watch:
 
     def __init__(self, model, source: str | int | os.PathLike, *, window: float | None = None,
                  stride: float | None = None, per_person: bool = False, min_track_s: float = DEFAULT_MIN_TRACK_S,
-                 k: int = DEFAULT_TOP, events_only: bool = False, realtime: bool = False,
+                 k: int = DEFAULT_TOP_K, events_only: bool = False, realtime: bool = False,
                  duration: float | None = None, reconnect_s: float = DEFAULT_RECONNECT_S, show: bool = False,
                  save: str | os.PathLike | None = None):
         self.model, self.classifier = model, model.classifier
