@@ -10,9 +10,12 @@ Any ``T >= 1`` and ``M >= 1`` work: the stride-2 blocks pad, so one frame stays 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ActionpipeError
@@ -121,8 +124,14 @@ class STGCN(nn.Module):
                                         f"V={self.layout.num_joints} ({self.layout.name}), M>=1)")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features ``(N, C_last)``: mean over frames and joints, then over people."""
+        """Pooled features ``(N, C_last)``: mean over frames and joints, then over people.
+
+        In eval mode without autograd (``torch.inference_mode()``/``no_grad``) this runs
+        :class:`InferencePlan`, the same function with the batch norms folded into the weights;
+        otherwise (training, or gradients wanted) the layers as they are."""
         self._check_input(x)
+        if not self.training and not torch.is_grad_enabled():
+            return self._inference_plan().features(x)
         n, c, t, v, m = x.shape
         # data_bn normalises each (joint, channel) pair, shared by all people: (N·M, V·C, T).
         x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
@@ -138,6 +147,102 @@ class STGCN(nn.Module):
         """Class logits ``(N, num_class)`` (no softmax)."""
         features = self.features(x)
         return self.fcn(features[:, :, None, None]).flatten(1)
+
+    def _inference_plan(self) -> "InferencePlan":
+        # Rebuilt whenever any parameter or buffer changed: a new tensor (load_state_dict with
+        # assign, .to()) has a new address; an in-place change (optimizer step, load_state_dict's
+        # copy_, running statistics) bumps the tensor's version counter.
+        key = tuple((t.data_ptr(), -1 if t.is_inference() else t._version)
+                    for t in chain(self.parameters(), self.buffers()))
+        cached = self.__dict__.get("_plan_cache")
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, InferencePlan.build(self))
+            self.__dict__["_plan_cache"] = cached  # not a submodule, not in the state dict
+        return cached[1]
+
+
+def _folded_batch_norm(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` with ``bn(x) == x * scale + shift`` per channel, in eval mode."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+@dataclass
+class _InferenceBlock:
+    graph: torch.Tensor            # (V·K, V): rows (receiving joint w, subset k), columns sending joint v
+    gcn_weight: torch.Tensor       # (K·C_in, C_out), the first batch norm's scale folded in
+    gcn_bias: torch.Tensor         # (V, C_out): conv bias through the graph, plus the batch norm's shift
+    tcn_weight: torch.Tensor       # (C_out, C_out, kernel, 1) channels-last, second batch norm folded in
+    tcn_bias: torch.Tensor         # (C_out,), plus the residual branch's bias when it has a conv
+    stride: int
+    padding: int
+    residual: str | torch.Tensor | None  # None, "identity", or the (C_in, C_out) folded 1×1 conv
+
+
+class InferencePlan:
+    """An eval-mode :class:`STGCN` as a few matrix products on channels-last activations.
+
+    Per block: ``BN(conv1x1(x) ⊛ A)`` is computed graph first, ``((A_k x) for k) @ W`` — one batched
+    product with the shared (V·K, V) adjacency, then one matrix product with inner size K·C_in —
+    with the batch norm folded into W and a per-(joint, channel) bias; then ReLU, the temporal
+    convolution with its batch norm folded, and the residual (its 1×1 conv and batch norm folded)
+    added inside one ``addmm``. Dropout is the identity. Outputs equal the layers' to float
+    rounding; built from the model's current weights by :meth:`STGCN._inference_plan`.
+    """
+
+    def __init__(self, data_scale: torch.Tensor, data_shift: torch.Tensor, blocks: list[_InferenceBlock]):
+        self.data_scale, self.data_shift, self.blocks = data_scale, data_shift, blocks
+
+    @classmethod
+    def build(cls, model: STGCN) -> "InferencePlan":
+        blocks = []
+        for i, block in enumerate(model.st_gcn_networks):
+            A = model.A if model.edge_importance is None else model.A * model.edge_importance[i]
+            k, v, _ = A.shape
+            conv = block.gcn.conv
+            c_out = conv.out_channels // k
+            scale, shift = _folded_batch_norm(block.tcn[0])
+            weight = conv.weight.flatten(1).view(k, c_out, -1) * scale[None, :, None]
+            # A column w of subset k sums the bias of every joint sending into w.
+            gcn_bias = (A.sum(dim=1).T @ conv.bias.view(k, c_out)) * scale + shift
+            tcn = block.tcn[2]
+            tcn_scale, tcn_shift = _folded_batch_norm(block.tcn[3])
+            tcn_bias = tcn.bias * tcn_scale + tcn_shift
+            residual = None if block.residual is None else "identity"
+            if isinstance(block.residual, nn.Sequential):
+                res_scale, res_shift = _folded_batch_norm(block.residual[1])
+                residual = (block.residual[0].weight.flatten(1) * res_scale[:, None]).T.contiguous()
+                tcn_bias = tcn_bias + block.residual[0].bias * res_scale + res_shift
+            blocks.append(_InferenceBlock(
+                graph=A.permute(2, 0, 1).reshape(v * k, v).contiguous(),
+                gcn_weight=weight.permute(0, 2, 1).reshape(-1, c_out).contiguous(),
+                gcn_bias=gcn_bias.contiguous(),
+                tcn_weight=(tcn.weight * tcn_scale[:, None, None, None]).contiguous(memory_format=torch.channels_last),
+                tcn_bias=tcn_bias, stride=tcn.stride[0], padding=tcn.padding[0], residual=residual))
+        return cls(*_folded_batch_norm(model.data_bn), blocks)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`STGCN.features` of ``x`` ``(N, C, T, V, M)`` (already checked)."""
+        n, c, t, v, m = x.shape
+        # data_bn per (joint, channel), written straight into (N·M, T, V, C) order.
+        h = torch.addcmul(self.data_shift.view(v, c), x.permute(0, 4, 2, 3, 1), self.data_scale.view(v, c),
+                          out=x.new_empty(n, m, t, v, c)).view(n * m, t, v, c)
+        for b in self.blocks:
+            rows, t, v, c_in = h.shape
+            c_out = b.gcn_bias.shape[1]
+            per_subset = torch.matmul(b.graph, h.view(rows * t, v, c_in))   # (rows·T, V·K, C_in)
+            y = torch.mm(per_subset.view(rows * t * v, -1), b.gcn_weight)
+            y = y.view(rows, t, v, c_out).add_(b.gcn_bias).relu_()
+            z = F.conv2d(y.permute(0, 3, 1, 2), b.tcn_weight, b.tcn_bias, (b.stride, 1), (b.padding, 0))
+            z = z.permute(0, 2, 3, 1)   # (rows, T', V, C_out); a view when the conv kept channels-last
+            if isinstance(b.residual, torch.Tensor):
+                shortcut = h[:, ::b.stride].reshape(-1, c_in)
+                z = z.reshape(-1, c_out).addmm_(shortcut, b.residual).view(z.shape)
+            elif b.residual is not None:
+                z = z.add_(h)
+            h = z.relu_()
+        return h.mean(dim=(1, 2)).view(n, m, -1).mean(dim=1)
 
 
 def load_reference_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor],

@@ -125,6 +125,79 @@ def test_graph_conv_equals_the_reference_einsum():
         torch.testing.assert_close(gcn(x.contiguous(memory_format=layout), A), expected)
 
 
+def randomised(model: STGCN, seed: int = 0) -> STGCN:
+    """``model`` with edge importances and batch-norm statistics far from their initial values,
+    so that folding them into the weights is really exercised."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.edge_importance if model.edge_importance is not None else []:
+            p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
+        for bn in model.modules():
+            if isinstance(bn, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                for t, low, high in ((bn.running_mean, -1, 1), (bn.running_var, 0.5, 2),
+                                     (bn.weight, 0.5, 1.5), (bn.bias, -0.5, 0.5)):
+                    t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
+    return model
+
+
+def layer_by_layer(model: STGCN, x: torch.Tensor) -> torch.Tensor:
+    """The model's modules one by one (the training path), in eval mode, for comparison."""
+    with torch.enable_grad():
+        return model(x).detach()
+
+
+@pytest.mark.parametrize("kwargs,shape", [
+    ({}, (1, 3, 50, 18, 2)),
+    ({}, (3, 3, 1, 18, 1)),
+    ({"base_channels": 16}, (2, 3, 7, 18, 3)),
+    ({"layout": "ntu25", "num_class": 60, "base_channels": 16, "max_hop": 2}, (2, 3, 30, 25, 2)),
+    ({"edge_importance": False, "base_channels": 8, "temporal_kernel": 3}, (4, 3, 20, 18, 1)),
+])
+def test_inference_plan_equals_the_layers(kwargs, shape):
+    torch.manual_seed(4)
+    model = randomised(STGCN(**kwargs)).eval()
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        fast, features = model(x), model.features(x)
+    torch.testing.assert_close(fast, layer_by_layer(model, x), rtol=1e-5, atol=1e-5)
+    with torch.enable_grad():
+        torch.testing.assert_close(features, model.features(x).detach(), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():   # no_grad takes the plan too
+        torch.testing.assert_close(model(x), fast)
+
+
+def test_inference_plan_follows_the_weights():
+    """The folded weights are rebuilt after every change: an optimizer step (which also moves the
+    batch-norm statistics), a loaded state dict, an in-place edit; never stale."""
+    torch.manual_seed(5)
+    model, other = STGCN(base_channels=8, num_class=3), randomised(STGCN(base_channels=8, num_class=3), 1)
+    x, y = torch.randn(2, 3, 12, 18, 2), torch.tensor([0, 2])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+
+    def check():
+        model.eval()
+        with torch.inference_mode():
+            got = model(x)
+        torch.testing.assert_close(got, layer_by_layer(model, x), rtol=1e-5, atol=1e-5)
+        return got
+
+    before = check()
+    for _ in range(2):
+        model.train()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        after = check()
+        assert not torch.allclose(after, before, atol=1e-3)
+        before = after
+    model.load_state_dict(other.state_dict())
+    torch.testing.assert_close(check(), other.eval()(x).detach())
+    with torch.no_grad():
+        model.st_gcn_networks[9].tcn[3].running_mean.add_(1.0)
+    assert not torch.allclose(check(), before, atol=1e-3)
+
+
 def test_small_width_model_trains():
     torch.manual_seed(3)
     model = STGCN(num_class=4, layout="coco17", base_channels=32, dropout=0.1)
