@@ -42,7 +42,8 @@ from .pack import PackSpec
 FORMAT_VERSION = 1
 # A real folder: pip installs packages unpacked (weights are read with torch.load, cards by path).
 SHIPPED_MODELS = Path(str(importlib.resources.files("actionpipe.models")))
-DEFAULT_MODEL = "penn-action-stgcn"
+# The general model (Penn Action + UTD-MHAD + JHMDB, 31 classes); penn-action-stgcn stays available by name.
+DEFAULT_MODEL = "general-stgcn"
 # Free-form documentation, kept and written back as it is (only its JSON types are checked).
 DOCUMENTATION_KEYS = ("description", "license", "metrics", "training", "data", "development_measurements")
 CARD_KEYS = ("format_version", "name", "architecture", "preprocessing", "pose", "inference", "classes",

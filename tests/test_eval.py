@@ -83,6 +83,17 @@ def test_every_shipped_model_states_its_test_figures():
     assert {"penn-action-stgcn", DEFAULT_MODEL} <= named
 
 
+def test_default_model_is_the_general_one_and_the_penn_model_stays_by_name():
+    """The default knows everyday actions besides Penn's sports; the Penn card still loads by name."""
+    from actionpipe.cards import default_card, find_card
+
+    card = default_card()
+    assert card.name == DEFAULT_MODEL == "general-stgcn"
+    assert {"walk", "run", "wave", "sit_down", "stand_up", "squat", "golf_swing"} <= set(card.classes)
+    assert "other" not in card.classes  # the negatives train rejection, they are no answer
+    assert find_card("penn-action-stgcn").name == "penn-action-stgcn"
+
+
 def test_eval_unknown_dataset_is_one_line_error(run_cli, tmp_path):
     r = run_cli("eval", "--model", DEFAULT_MODEL, "--dataset", f"penn:{tmp_path / 'nowhere'}", "--split", "test")
     assert r.exit_code == 1 and r.stderr.startswith("actionpipe: error:") and "dataset not found" in r.stderr
