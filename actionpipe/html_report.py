@@ -46,7 +46,7 @@ table.items th{text-align:left;font-size:12px;color:#5b6670;border-bottom:2px so
 table.items td{border-top:1px solid #eceef1;padding:8px;vertical-align:top}
 td.thumb img{width:THUMBpx;border-radius:4px;display:block}td.thumb .none{width:THUMBpx;height:60px;background:#e8ebef;
 border-radius:4px;color:#8a949e;display:flex;align-items:center;justify-content:center}
-.name{font-weight:600;word-break:break-all}.answer{font-size:16px;font-weight:600}.prob{color:#5b6670;margin-left:4px}
+.name{font-weight:600;word-break:break-all;min-width:150px}.answer{font-size:16px;font-weight:600}.prob{color:#5b6670;margin-left:4px}
 .status{display:inline-block;border-radius:4px;padding:0 6px;font-size:12px;background:#e8ebef}
 .status.ok{background:#d8f0df}.status.unknown{background:#fbecc8}.status.error{background:#f8d4d0}
 .err{color:#a3261b;font-size:12px}.bars{min-width:220px}.bar{display:flex;align-items:center;gap:6px;font-size:12px}
@@ -58,7 +58,7 @@ white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.strip .line{position:
 background:#eceef1;border-radius:3px;overflow:hidden}.seg{position:absolute;top:0;bottom:0;color:#fff;font-size:10px;
 line-height:16px;padding-left:3px;overflow:hidden;white-space:nowrap;text-overflow:clip;border-right:1px solid #fff}
 .axis{font-size:10px;color:#8a949e;display:flex;justify-content:space-between;margin-left:98px}
-video{width:THUMBpx;border-radius:4px;display:block}.muted{color:#8a949e}img.confusion{max-width:100%}
+video{width:240px;border-radius:4px;display:block}.muted{color:#8a949e}img.confusion{max-width:min(100%,760px)}
 """
 
 _SCRIPT = """
