@@ -3,7 +3,8 @@
 ``actionpipe train --from MODEL`` (config ``finetune.source``):
 
 * the run takes the source model's preprocessing, architecture, windows, pose settings and window
-  aggregate (:func:`source_config`), so the new model sees exactly what the source saw;
+  aggregate (:func:`source_config`), so the new model sees exactly what the source saw, and its
+  licence (the new weights derive from the source's training data);
 * every weight but the classifier is copied; the classifier (``fcn``) gets one row per new class,
   and a class the source already knows (same name) keeps its row and bias (:func:`transfer_weights`);
 * ``freeze_blocks`` N keeps ``data_bn`` and the first N of the ten ST-GCN blocks as they are
@@ -33,12 +34,15 @@ def source_config(card: ModelCard) -> dict[str, Any]:
     from dataclasses import asdict
 
     inference, pose = card.inference, card.pose.to_dict()
+    # The weights derive from the source's, and so from its training data: its terms carry over.
+    source_license = card.documentation.get("license")
+    license_ = {"license": f"Fine-tuned from {card.name}, whose terms apply: {source_license}"} if source_license else {}
     return {"preprocessing": asdict(card.preprocessing),
             "architecture": {k: v for k, v in card.architecture.items() if k not in _NOT_ARCHITECTURE},
             "window_frames": inference.window_frames or 32,
             "window_stride": inference.window_stride or inference.window_frames or 16,
             "optim": dict(FINETUNE_OPTIM),
-            "card": {**({"pose": pose} if pose else {}), "inference": {"aggregate": inference.aggregate}}}
+            "card": {**({"pose": pose} if pose else {}), "inference": {"aggregate": inference.aggregate}, **license_}}
 
 
 def merge_source(config: dict[str, Any], overrides: dict[str, Any], where=None) -> dict[str, Any]:
