@@ -16,7 +16,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mjpeg_server import MjpegServer
