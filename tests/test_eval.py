@@ -99,6 +99,7 @@ def test_eval_unknown_dataset_is_one_line_error(run_cli, tmp_path):
     assert r.exit_code == 1 and r.stderr.startswith("actionpipe: error:") and "dataset not found" in r.stderr
 
 
+@pytest.mark.slow   # the real pose model and ST-GCN over a folder of videos
 def test_eval_on_a_folder_of_videos_with_labels_csv(demo_video, tmp_path, run_cli):
     """End to end (pose, pack, model) on real footage; a pose cache makes the second run skip the pose model."""
     import cv2

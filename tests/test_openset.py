@@ -106,6 +106,7 @@ def _crafted(clips, kind, rng):
     return out
 
 
+@pytest.mark.slow   # the shipped model on 880 Penn Action clips
 @pytest.mark.parametrize("kind, min_auc", [("random motion", 0.85), ("static pose", 0.65), ("another layout", 0.85)])
 def test_open_set_score_ranks_crafted_inputs_below_real_clips(penn, kind, min_auc):
     predictor, data = penn
@@ -122,6 +123,7 @@ def test_open_set_score_ranks_crafted_inputs_below_real_clips(penn, kind, min_au
     assert np.median(crafted) < np.median(real)
 
 
+@pytest.mark.slow
 def test_temperature_fitted_on_some_clips_lowers_ece_on_others(penn):
     """Temperature scaling fitted on one half of the Penn test clips lowers ECE on the other half.
 

@@ -188,6 +188,7 @@ def _log(run):
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow   # two 10-epoch trainings
 def test_training_learns_and_resume_continues_identically(penn_subset, tmp_path):
     from actionpipe.cards import ModelCard, sha256_file
     from actionpipe.train import train
