@@ -202,38 +202,39 @@ class FrameReader:
 
         from .video import output_size
 
-        cap, image = self._cap, None
+        cap = self._cap
         size = output_size(self.width, self.height, self.max_side)
-        start, last_slot, number = time.monotonic(), -1, 0
+        start, last_slot = time.monotonic(), -1
         try:
             while not self.stopping.is_set():
-                if image is None:
-                    ok, image = cap.read()
-                    if not ok or image is None:
-                        cap.release()
-                        cap, image = self._reopen(), None
-                        if cap is None:
-                            return
-                        continue
+                if not cap.grab():
+                    cap.release()
+                    cap = self._reopen()
+                    if cap is None:
+                        return
+                    continue
                 now = time.monotonic()
                 self.read += 1
-                # The first frame of each 1/fps slot is kept: the model's rate, by arrival time.
+                # The first frame of each 1/fps slot is kept (the model's rate, by arrival time); the
+                # others are decoded to keep the stream going but never converted to BGR.
                 slot = math.floor((now - start) * self.fps + 0.5)
-                if slot > last_slot:
-                    last_slot = slot
-                    if image.shape[:2] != (self.height, self.width):  # a reopened stream changed size
-                        image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
-                    if size != (self.width, self.height):
-                        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-                    self._offer(CapturedFrame(slot, number, now - start, image, now))
-                number += 1
-                image = None
+                if slot <= last_slot:
+                    continue
+                ok, image = cap.retrieve()
+                if not ok or image is None:
+                    continue
+                last_slot = slot
+                if image.shape[:2] != (self.height, self.width):  # a reopened stream changed size
+                    image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+                if size != (self.width, self.height):
+                    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                self._offer(CapturedFrame(slot, self.read - 1, now - start, image, now))
         finally:
             if cap is not None:
                 cap.release()
 
     def _reopen(self):
-        """Reopen a stream that stopped, with backoff; None (and an error queued) after ``reconnect_s``."""
+        """Reopen a stream that stopped, with backoff; None when asked to stop, an error after ``reconnect_s``."""
         self.notes.append("the stream stopped; reopening it")
         since, delay = time.monotonic(), BACKOFF_S[0]
         while not self.stopping.is_set():
