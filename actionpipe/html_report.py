@@ -26,7 +26,7 @@ import cv2
 from .fileio import atomic_path
 from .plots import class_colours, result_colours
 
-THUMB_WIDTH = 320
+THUMB_WIDTH = 240
 STATUSES = ("ok", "unknown", "no_person", "too_short", "low_confidence", "error")
 
 _CSS = """
@@ -49,16 +49,16 @@ border-radius:4px;color:#8a949e;display:flex;align-items:center;justify-content:
 .name{font-weight:600;word-break:break-all;min-width:150px}.answer{font-size:16px;font-weight:600}.prob{color:#5b6670;margin-left:4px}
 .status{display:inline-block;border-radius:4px;padding:0 6px;font-size:12px;background:#e8ebef}
 .status.ok{background:#d8f0df}.status.unknown{background:#fbecc8}.status.error{background:#f8d4d0}
-.err{color:#a3261b;font-size:12px}.bars{min-width:220px}.bar{display:flex;align-items:center;gap:6px;font-size:12px}
+.err{color:#a3261b;font-size:12px}.bars{min-width:200px}.bar{display:flex;align-items:center;gap:6px;font-size:12px}
 .bar .cls{width:110px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .bar .track{flex:1;height:9px;background:#eceef1;border-radius:3px;min-width:80px}.bar .fill{height:9px;border-radius:3px}
-.bar .v{width:38px;text-align:right;color:#5b6670}.strips{min-width:320px}
+.bar .v{width:38px;text-align:right;color:#5b6670}.strips{min-width:280px}
 .strip{display:flex;align-items:center;gap:6px;margin:2px 0;font-size:11px}.strip .who{width:92px;color:#5b6670;
 white-space:nowrap;overflow:hidden;text-overflow:ellipsis}.strip .line{position:relative;flex:1;height:16px;
 background:#eceef1;border-radius:3px;overflow:hidden}.seg{position:absolute;top:0;bottom:0;color:#fff;font-size:10px;
 line-height:16px;padding-left:3px;overflow:hidden;white-space:nowrap;text-overflow:clip;border-right:1px solid #fff}
 .axis{font-size:10px;color:#8a949e;display:flex;justify-content:space-between;margin-left:98px}
-video{width:240px;border-radius:4px;display:block}.muted{color:#8a949e}img.confusion{max-width:min(100%,760px)}
+video{width:200px;border-radius:4px;display:block}.muted{color:#8a949e}img.confusion{max-width:min(100%,760px)}
 """
 
 _SCRIPT = """
@@ -260,7 +260,7 @@ def video_report(results: list[dict[str, Any]], *, page_path: str | Path, title:
                + f'<div class="card"><h2>time</h2>{_e(timing)}</div>')
     if failed:
         summary += ('<div class="card failed"><h2>failed</h2><ul>'
-                    + "".join(f'<li><b>{_e(r["video"])}</b>: {_e(r.get("error", ""))}</li>' for r in failed) + "</ul></div>")
+                    + "".join(f'<li>{_e(r.get("error") or r["video"])}</li>' for r in failed) + "</ul></div>")
     rows = []
     for i, r in enumerate(results):
         thumb = thumbnails.get(r["video"])

@@ -22,6 +22,8 @@ from actionpipe.videowriter import Mp4vWriter
 from cdp import Browser, find_chromium
 from helpers import CLASSES, make_side_by_side, write_card
 
+pytestmark = pytest.mark.slow  # the pose model end to end, then a browser
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "build" / "test-artifacts"
 ANALYSIS = ["--device", "cpu", "--imgsz", "320", "--fps", "15"]
