@@ -8,7 +8,7 @@ says the same in JSON Schema.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Callable, ClassVar
 
 from .aggregates import WINDOW_AGGREGATES
@@ -35,10 +35,10 @@ class _Section:
     def from_dict(cls, d: Any):
         """Build from the section's JSON object; unknown keys and bad values are path-less errors."""
         check_keys(d, [f.name for f in fields(cls)], None, cls.key)
-        try:
-            return cls(**d)
-        except TypeError as exc:  # a required key missing
-            raise ActionpipeError(None, f"{cls.key}: {exc}") from None
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in d]
+        if missing:
+            raise ActionpipeError(None, f"{cls.key}: missing {', '.join(missing)}")
+        return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
