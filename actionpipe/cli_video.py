@@ -11,7 +11,7 @@ from .aggregates import AGGREGATES
 from .cli_options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
                           pose_precision_option)
 from .cli_report import check_report_options, report_options, write_report_outputs
-from .engine_ray import ENGINES, POSE_CPUS
+from .engine_ray import ENGINES, POSE_CPUS, expand_uris, is_uri
 from .speed import DEFAULT_SPEED, SPEEDS
 
 _seconds = click.FloatRange(min=0, min_open=True)
@@ -83,7 +83,7 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
                    "a local Ray without --address.")
 @click.option("--address", help="With --engine ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT).")
 @click.option("--pose-workers", type=click.IntRange(1), metavar="N",
-              help=f"With --engine ray: pose actors (default: one per GPU, else one per {POSE_CPUS} CPUs).")
+              help=f"With --engine ray: pose actors (default: one per {POSE_CPUS} CPUs, at least one per GPU).")
 @_with_options(report_options)
 def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_existing, keep_dir, per_person, imgsz,
              conf, fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, speed,
@@ -122,7 +122,13 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
     _check_window(window_s, stride_s)
     check_report_options(html_path, plot_dir, rendered_dir)
     started = time.perf_counter()
-    videos, unreadable = expand_videos(inputs)
+    uris = [i for i in inputs if is_uri(i)]  # s3://, gs://, file://: listed and read by the Ray actors
+    if uris and engine != "ray":
+        raise UsageError(None, f"{uris[0]}: URIs are read with --engine ray (or mount the storage)")
+    videos, unreadable = expand_videos([i for i in inputs if not is_uri(i)])
+    if uris:
+        listed, unlisted = expand_uris(uris)
+        videos, unreadable = videos + listed, unreadable + unlisted
     for folder, why in unreadable:  # its videos cannot even be listed: a failure, said per folder
         console.stderr.print(f"actionpipe: error: {folder}: cannot read folder ({why}); its videos are not "
                              "classified", markup=False, soft_wrap=True)

@@ -4,8 +4,8 @@
 
     paths ──▶ Dataset ──▶ pose actors ──────────────▶ classify actors ──────────▶ driver
               one video    decode + YOLO pose + tracks   pack + ST-GCN + statuses    results as they finish
-              per block    (one model per actor; a GPU   (CPU; one per             (JSONL / Parquet / API)
-                           each when the cluster has)    CLASSIFY_SHARE poses)
+              per block    (one model per actor; a GPU   (CPU; 1 per 16 pose       (JSONL / Parquet / API)
+                           share when the cluster has)   actors, 1:1 with GPUs)
 
 Each stage runs the single-process code itself (:meth:`ActionModel.pose
 <actionpipe.api.ActionModel.pose>`, then :meth:`Classifier.classify_pose
@@ -18,9 +18,12 @@ Ray is imported here only, and only when this engine runs (``pip install actionp
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -36,7 +39,11 @@ LOCAL_OBJECT_STORE_BYTES = 500 * 2**20  # a local Ray's shared memory: a pose fi
 MAX_TASK_RETRIES = 3      # a video that kills its actor every time fails the job, not loops forever
 MAX_INPUT_BLOCKS = 10_000  # one video per block (one task each) up to this many videos
 POSE_CPUS = 2             # cores per pose actor on a CPU cluster: its decode thread + the model
-CLASSIFY_SHARE = 32       # pose actors one classify actor keeps up with (see benchmarks/bench_ray.py)
+# Pose actors one classify actor keeps up with on CPUs: its work is 1/20 of a pose actor's
+# (benchmarks/bench_ray.py; on GPU nodes it is not, see plan_stages).
+CLASSIFY_SHARE = 16
+POSE_MEMORY = 2 * 2**30   # reserved per pose actor (measured: 1.6 GB resident, torch + OpenVINO + a video)
+CLASSIFY_MEMORY = 2**30   # reserved per classify actor (measured: 1.0 GB resident)
 FAULT_FILE_ENV = "ACTIONPIPE_RAY_FAULT_FILE"  # fault injection for tests: see _inject_fault
 
 
@@ -50,21 +57,23 @@ def import_ray():
     return ray
 
 
-def local_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def _log_level(verbose: bool) -> int:
+    """Ray's log lines: its progress with ``verbose`` (unless ``-q``), its warnings unless silenced."""
+    return logging.INFO if verbose and not console._quiet else logging.WARNING if verbose else logging.ERROR
 
 
 def connect(address: str | None = None, verbose: bool = False):
     """Join the Ray cluster at ``address`` (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``), or start a
-    local one: this machine's cores, a small object store, no dashboard, loopback only. A session
-    the caller already started (``ray.init`` in a notebook or a test) is used as it is."""
+    local one: this machine's cores, a small object store, no dashboard (it still listens on this
+    machine's ports, token-authenticated, as Ray does). A session the caller already started
+    (``ray.init`` in a notebook or a test) is used as it is."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    options: dict[str, Any] = {"address": address, "logging_level": logging.INFO if verbose else logging.WARNING}
+    options: dict[str, Any] = {"address": address, "logging_level": _log_level(verbose)}
     if address is None:
-        options.update(num_cpus=local_cpus(), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                       include_dashboard=False, _node_ip_address="127.0.0.1")
+        # Its CPUs: the cores Ray finds this process may use (cgroup limits included).
+        options.update(object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False)
     try:
         ray.init(**options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -81,27 +90,28 @@ class StagePlan:
     pose_cpus: float
     pose_gpus: float
     classify_workers: int
+    classify_cpus: float
 
     def __str__(self) -> str:
         gpus = f", {self.pose_gpus:g} GPU" if self.pose_gpus else ""
         return (f"{self.pose_workers} pose actor(s) ({self.pose_cpus:g} CPU{gpus} each), "
-                f"{self.classify_workers} classify actor(s)")
+                f"{self.classify_workers} classify actor(s) ({self.classify_cpus:g} CPU each)")
 
 
 def plan_stages(resources: dict[str, float], pose_workers: int | None = None, use_gpus: bool = True) -> StagePlan:
-    """With GPUs: one pose actor per GPU by default (a fraction of one each when ``pose_workers``
-    asks for more), one CPU each for decoding. Without: one pose actor per :data:`POSE_CPUS` cores,
-    the cores shared out when ``pose_workers`` asks for more. The classify actors take no CPU of the
-    accounting (the ST-GCN is a small fraction of the pose's work) so they never starve the pose."""
+    """Pose actors: by default one per :data:`POSE_CPUS` cores (at least one per GPU). Without
+    GPUs each gets its share of the cores; its classify actors, one per :data:`CLASSIFY_SHARE`, take
+    no CPU of the accounting, so they never starve the pose actors. With GPUs (decoding, on the CPU,
+    is then the bound: benchmarks/bench_ray.py) each pose actor gets a core and a share of the GPUs,
+    and a classify actor of its own gets a core of those left."""
     cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0)) if use_gpus else 0.0
+    workers = pose_workers or max(int(gpus), int(cpus // POSE_CPUS), 1)
     if gpus:
-        workers = pose_workers or int(gpus)
-        pose_cpus, pose_gpus = 1.0, min(1.0, gpus / workers)
-    else:
-        workers = pose_workers or max(1, int(cpus // POSE_CPUS))
-        share = max(cpus, 1.0) / workers
-        pose_cpus, pose_gpus = (float(int(share)) if share >= 1 else share), 0.0
-    return StagePlan(workers, pose_cpus, pose_gpus, -(-workers // CLASSIFY_SHARE))
+        pose_cpus = min(1.0, cpus / workers)
+        spare = max(0.0, cpus - workers * pose_cpus)
+        return StagePlan(workers, pose_cpus, min(1.0, gpus / workers), workers, min(1.0, spare / workers))
+    share = max(cpus, 1.0) / workers
+    return StagePlan(workers, float(int(share)) if share >= 1 else share, 0.0, -(-workers // CLASSIFY_SHARE), 0.0)
 
 
 def _inject_fault() -> None:
@@ -116,11 +126,71 @@ def _inject_fault() -> None:
         os._exit(1)
 
 
+@contextlib.contextmanager
+def _named_by(video: str, local: str) -> Iterator[None]:
+    """Errors about a URI's local copy name the URI."""
+    try:
+        yield
+    except ActionpipeError as exc:
+        if exc.path != local or local == video:
+            raise
+        raise ActionpipeError(video, exc.problem) from None
+
+
 def _problem(video: str, exc: Exception) -> str:
     """An error result's text: ``FILE: problem``, as the single-process path words it."""
     if isinstance(exc, ActionpipeError):
         return str(exc)
     return f"{video}: {type(exc).__name__}: {exc}"
+
+
+def is_uri(path: str | Path) -> bool:
+    """``s3://…``, ``gs://…``, ``file://…``: a video Ray's file systems (pyarrow's) read."""
+    return "://" in str(path)
+
+
+def expand_uris(uris: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The video files below each URI (a folder, listed recursively, sorted) or the URI itself (a
+    file; a missing one fails as that video), and the URIs that could not be listed, with why."""
+    import_ray()
+    from pyarrow import ArrowException, fs
+
+    from .video import VIDEO_SUFFIXES
+
+    videos, unreadable = [], []
+    for uri in uris:
+        uri = uri.rstrip("/")
+        try:
+            filesystem, path = fs.FileSystem.from_uri(uri)
+            if filesystem.get_file_info(path).type != fs.FileType.Directory:
+                videos.append(uri)
+                continue
+            prefix = uri[: len(uri) - len(path)] if uri.endswith(path) else uri.split("://")[0] + "://"
+            found = filesystem.get_file_info(fs.FileSelector(path, recursive=True))
+            videos += sorted(prefix + f.path for f in found
+                             if f.type == fs.FileType.File and Path(f.path).suffix.lower() in VIDEO_SUFFIXES)
+        except (OSError, ValueError, ArrowException) as exc:
+            unreadable.append((uri, str(exc).strip().splitlines()[0]))
+    return videos, unreadable
+
+
+@contextlib.contextmanager
+def local_copy(video: str) -> Iterator[str]:
+    """A path OpenCV can open: the video itself, or a URI's temporary local copy (removed after)."""
+    if not is_uri(video):
+        yield video
+        return
+    from pyarrow import ArrowException, fs
+
+    with tempfile.TemporaryDirectory(prefix="actionpipe-") as folder:
+        local = os.path.join(folder, "video" + Path(video).suffix)
+        try:
+            filesystem, path = fs.FileSystem.from_uri(video)
+            with filesystem.open_input_stream(path) as source, open(local, "wb") as target:
+                shutil.copyfileobj(source, target, 2**20)
+        except (OSError, ValueError, ArrowException) as exc:
+            raise ActionpipeError(video, f"cannot read: {str(exc).strip().splitlines()[0]}") from None
+        yield local
 
 
 def _enter(cwd: str) -> None:
@@ -145,7 +215,8 @@ class PoseStage:
             _inject_fault()
             start = time.perf_counter()
             try:
-                poses.append(pickle.dumps(self.model.pose(str(video)), protocol=pickle.HIGHEST_PROTOCOL))
+                with local_copy(str(video)) as local, _named_by(str(video), local):
+                    poses.append(pickle.dumps(self.model.pose(local), protocol=pickle.HIGHEST_PROTOCOL))
                 errors.append("")
             except Exception as exc:  # any failure is this video's result, never the job's end
                 poses.append(b"")
@@ -195,16 +266,18 @@ def _pipeline(ray, rows: list[dict], plan: StagePlan, card, settings: dict[str, 
     retries = {"max_restarts": -1, "max_task_retries": MAX_TASK_RETRIES}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated", DeprecationWarning)
+        # An actor given no GPU may still see the node's (Ray hides them only from those given some).
+        pose_settings = dict(settings, device="cpu") if not plan.pose_gpus and settings["device"] == "auto" else settings
         dataset = dataset.map_batches(
-            PoseStage, batch_size=1, fn_constructor_kwargs={"card": card, "settings": settings, "cwd": os.getcwd()},
+            PoseStage, batch_size=1, fn_constructor_kwargs={"card": card, "settings": pose_settings, "cwd": os.getcwd()},
             compute=ray.data.ActorPoolStrategy(size=plan.pose_workers, max_tasks_in_flight_per_actor=2),
-            num_cpus=plan.pose_cpus, num_gpus=plan.pose_gpus or None, **retries)
+            num_cpus=plan.pose_cpus, num_gpus=plan.pose_gpus or None, memory=POSE_MEMORY, **retries)
         # The ST-GCN stage runs on the CPU (a small share of the work; GPUs go to the pose actors).
         return dataset.map_batches(
             ClassifyStage, batch_size=1, compute=ray.data.ActorPoolStrategy(size=plan.classify_workers),
             fn_constructor_kwargs={"card": card, "settings": dict(settings, device="cpu"), "analysis": analysis,
                                    "keep_dir": None if keep_dir is None else str(keep_dir), "cwd": os.getcwd()},
-            num_cpus=0, **retries)
+            num_cpus=plan.classify_cpus, memory=CLASSIFY_MEMORY, **retries)
 
 
 def classify_on_ray(card, settings: dict[str, Any], videos: Sequence[str | Path], analysis: dict[str, Any],
@@ -220,10 +293,14 @@ def classify_on_ray(card, settings: dict[str, Any], videos: Sequence[str | Path]
     if not videos:
         return
     ray = connect(address, verbose)
+    from ray.data.exceptions import SystemException
+
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = verbose and not console._quiet
-    logging.getLogger("ray.data").setLevel(logging.INFO if context.enable_progress_bars else logging.WARNING)
-    plan = plan_stages(ray.cluster_resources(), pose_workers, use_gpus=settings.get("device") != "cpu")
+    context.enable_progress_bars = _log_level(verbose) == logging.INFO
+    # Without bars, Ray Data warns that they are off: only its errors then.
+    logging.getLogger("ray.data").setLevel(logging.INFO if context.enable_progress_bars else logging.ERROR)
+    plan = plan_stages(ray.cluster_resources(), pose_workers,
+                       use_gpus=settings["device"] != "cpu" and settings["pose_backend"] != "openvino")
     if verbose:
         console.info(f"ray: {len(videos)} video(s) on {plan}")
     rows = [{"index": i, "video": str(v), "keep_name": name} for i, (v, name) in enumerate(zip(videos, keep_names(videos)))]
@@ -235,7 +312,7 @@ def classify_on_ray(card, settings: dict[str, Any], videos: Sequence[str | Path]
                 continue
             seen.add(int(row["index"]))
             yield pickle.loads(row["result"])
-    except ray.exceptions.RayError as exc:
+    except (ray.exceptions.RayError, SystemException) as exc:  # a job Ray could not finish
         lines = [line for line in str(exc).splitlines() if line.strip()]
         raise ActionpipeError(None, f"the Ray job failed after {len(seen)} of {len(videos)} video(s) "
                                     f"({lines[-1] if lines else type(exc).__name__}); run again with "

@@ -83,11 +83,15 @@ def test_stage_plan():
     plan = plan_stages({"CPU": 2.0})  # this machine: one pose actor on both cores
     assert (plan.pose_workers, plan.pose_cpus, plan.pose_gpus, plan.classify_workers) == (1, 2.0, 0.0, 1)
     assert (plan_stages({"CPU": 2.0}, 2).pose_cpus, plan_stages({"CPU": 2.0}, 3).pose_cpus) == (1.0, 2 / 3)
-    gpus = plan_stages({"CPU": 64.0, "GPU": 4.0})
-    assert (gpus.pose_workers, gpus.pose_cpus, gpus.pose_gpus) == (4, 1.0, 1.0)
-    assert plan_stages({"CPU": 64.0, "GPU": 4.0}, 8).pose_gpus == 0.5   # two pose actors share a GPU
-    assert plan_stages({"CPU": 64.0, "GPU": 4.0}, use_gpus=False).pose_workers == 32  # --device cpu
-    assert plan_stages({"CPU": 512.0}, 100).classify_workers == 4
+    assert plan_stages({"CPU": 512.0}, 100).classify_workers == 7 and plan.classify_cpus == 0
+    gpus = plan_stages({"CPU": 64.0, "GPU": 4.0})  # decoding bounds a GPU node: 8 pose actors per GPU
+    assert (gpus.pose_workers, gpus.pose_cpus, gpus.pose_gpus, gpus.classify_workers, gpus.classify_cpus) == (
+        32, 1.0, 0.125, 32, 1.0)
+    assert plan_stages({"CPU": 64.0, "GPU": 4.0}, 4).pose_gpus == 1.0
+    crowded = plan_stages({"CPU": 8.0, "GPU": 1.0}, 16)  # more actors than cores: shares, never a stall
+    assert (crowded.pose_cpus, crowded.classify_cpus) == (0.5, 0.0)
+    cpu_only = plan_stages({"CPU": 64.0, "GPU": 4.0}, use_gpus=False)  # --device cpu
+    assert (cpu_only.pose_workers, cpu_only.pose_cpus, cpu_only.pose_gpus) == (32, 2.0, 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +174,25 @@ def test_cli_resumes_where_it_stopped(run_cli, fault_file, clips, local_answers,
 
 @slow
 def test_killed_pose_actor_loses_and_doubles_nothing(ray_model, fault_file, clips, local_answers):
+    # The videos as file:// URIs, so the actors also fetch them as they would s3:// ones.
+    uris = {f"file://{c}": str(c) for c in clips}
     fault_file.touch()  # the first pose actor to see it exits mid-run; Ray restarts it and retries
-    answers = [_without_time(r.to_dict()) for r in ray_model(clips, stream=True)]
+    answers = [_without_time(r.to_dict()) for r in ray_model(list(uris), stream=True)]
     assert not fault_file.exists()  # an actor did die
-    assert sorted(d["video"] for d in answers) == sorted(map(str, clips))  # each exactly once
-    assert {d["video"]: d for d in answers} == {str(c): local_answers[str(c)] for c in clips}
+    assert sorted(d["video"] for d in answers) == sorted(uris)  # each exactly once
+    assert {uris[d["video"]]: dict(d, video=uris[d["video"]]) for d in answers} == {
+        str(c): local_answers[str(c)] for c in clips}
+
+
+def test_uris_are_listed_and_need_the_ray_engine(run_cli, tmp_path):
+    from actionpipe.engine_ray import expand_uris
+
+    pytest.importorskip("ray", reason="Ray is not installed (pip install actionpipe[ray])")
+    (tmp_path / "sub").mkdir()
+    for name in ("b.mp4", "sub/a.MOV", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    videos, unreadable = expand_uris([f"file://{tmp_path}/", f"file://{tmp_path}/missing.mp4", "nosuch://x"])
+    assert videos == [f"file://{tmp_path}/b.mp4", f"file://{tmp_path}/sub/a.MOV", f"file://{tmp_path}/missing.mp4"]
+    assert [uri for uri, _ in unreadable] == ["nosuch://x"]
+    result = run_cli("classify", f"file://{tmp_path}")
+    assert result.exit_code == 2 and "URIs are read with --engine ray" in result.stderr
