@@ -70,3 +70,7 @@ def _pose_options():
 
 
 pose_backend_option, pose_precision_option = _pose_options()
+speed_option = click.option("--speed", type=LibraryChoice("speed:SPEEDS"), default=LibraryDefault("speed:DEFAULT_SPEED"),
+                            show_default=True,
+                            help="fast: the pose model on every second frame, the frames between interpolated (about "
+                                 "1.8x the throughput; see the README for what it costs in accuracy).")

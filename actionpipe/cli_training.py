@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from . import console
-from .cli_options import LibraryChoice, LibraryDefault, card_from_option, device_option, model_option
+from .cli_options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
+                          pose_precision_option, speed_option)
 
 
 # --- train / eval --------------------------------------------------------------------------------
@@ -80,10 +81,14 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
               help="Videos: keep each video's pose.json here and reuse it on the next run.")
 @click.option("--imgsz", type=click.IntRange(32), help="Videos: pose model input size (default: the card's).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Videos: pose frame rate (default: the card's).")
+@pose_backend_option
+@pose_precision_option
+@speed_option
 @device_option
 @click.option("--batch", default=LibraryDefault("evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Windows per forward pass.")
-def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, pose_cache, imgsz, fps, device, batch):
+def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, pose_cache, imgsz, fps, pose_backend,
+             pose_precision, speed, device, batch):
     """Accuracy of a model on a labelled dataset: top-1/top-5, per class, confusion matrix."""
     import json
     import shlex
@@ -98,8 +103,8 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
         csv_path, video_root = (rest, None) if kind == "videos" else (labels, dataset)
         if pose_cache:
             Path(pose_cache).mkdir(parents=True, exist_ok=True)
-        result = evaluate_videos(card, csv_path, device, pose_cache, video_root, split,
-                                 imgsz=imgsz, fps=fps, batch=batch)
+        result = evaluate_videos(card, csv_path, device, pose_cache, video_root, split, imgsz=imgsz, fps=fps,
+                                 batch=batch, pose_backend=pose_backend, pose_precision=pose_precision, speed=speed)
     else:
         result = evaluate_dataset(card, dataset, split, labels, device, batch)
     metrics = result.metrics()

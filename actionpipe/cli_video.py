@@ -9,10 +9,9 @@ import click
 from . import console
 from .aggregates import AGGREGATES
 from .cli_options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
-                          pose_precision_option)
+                          pose_precision_option, speed_option)
 from .cli_report import check_report_options, report_options, write_report_outputs
 from .engine_ray import ENGINES, POSE_CPUS, expand_uris, is_uri
-from .speed import DEFAULT_SPEED, SPEEDS
 
 _seconds = click.FloatRange(min=0, min_open=True)
 _analysis_options = [
@@ -71,9 +70,7 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), help="Write pose.json, sample.npz and scores.json per video here.")
 @click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track (id, time span, box).")
 @_with_options(_analysis_options)
-@click.option("--speed", type=click.Choice(list(SPEEDS)), default=DEFAULT_SPEED, show_default=True,
-              help="fast: the pose model on every second frame, the frames between interpolated (about 1.8x "
-                   "the throughput; see the README for what it costs in accuracy).")
+@speed_option
 @click.option("--no-prefetch", is_flag=True, help="Do not decode ahead in a background thread.")
 @click.option("--no-reject", is_flag=True,
               help="Always name a class: never answer `unknown`, even when the model's open-set score says "
