@@ -1,13 +1,16 @@
 """render's video encoders side by side on the same frames: H.264 (PyAV libx264, the x264 presets)
 against OpenCV's mp4v, the fallback. Frames of samples/demo.mp4 (1768x994) are decoded into memory
-first, so only encoding is timed; each variant runs --rounds times, best kept.
+first, so only encoding is timed; each variant runs --rounds times, best kept. ``--memory``: peak
+RSS of a process writing 10x more frames than another (H.264, 640x360, the same frames looped):
+memory must not grow with length.
 
-    python benchmarks/bench_encode.py [--frames 90] [--rounds 2]
+    python benchmarks/bench_encode.py [--frames 90] [--rounds 2] [--memory]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,11 +35,34 @@ def encode(frames, path: Path, writer_kind: str, preset: str | None) -> float:
     return time.perf_counter() - start
 
 
+def peak_rss_mb(frames: int) -> float:
+    """Peak RSS of a fresh process that decodes 30 frames and writes ``frames`` of them, looped."""
+    code = f"""
+import resource, sys, tempfile, cv2
+sys.path.insert(0, {str(REPO)!r})
+from actionpipe.videowriter import H264Writer
+from actionpipe.video import read_frames
+images = [cv2.resize(f.image, (640, 360)) for _, f in zip(range(30), read_frames({str(REPO / "samples" / "demo.mp4")!r}))]
+with tempfile.TemporaryDirectory() as tmp:
+    writer = H264Writer(tmp + "/m.mp4", 30, (640, 360))
+    for i in range({frames}):
+        writer.write(images[i % 30])
+    writer.close()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=90)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--memory", action="store_true", help="Only the peak-RSS comparison.")
     args = parser.parse_args()
+    if args.memory:
+        for n in (300, 3000):
+            print(f"H.264 640x360, {n} frames ({n / 30:.0f} s): peak RSS {peak_rss_mb(n):.0f} MB")
+        return
     frames = [f.image for _, f in zip(range(args.frames), read_frames(REPO / "samples" / "demo.mp4"))]
     default = videowriter.X264_OPTIONS["preset"]
     variants = [("mp4v (OpenCV)", "mp4v", None)] + [
