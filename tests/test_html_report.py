@@ -180,3 +180,28 @@ _VIDEO_METADATA = """new Promise(function (resolve) {
   if (v.readyState >= 1 || v.error) { done(); return; }
   v.addEventListener("loadedmetadata", done); v.addEventListener("error", done); setTimeout(done, 30000);
 })"""
+
+
+def test_report_html_of_an_infer_scores_file_and_its_usage_errors(tmp_path):
+    """pack -> infer -> report --html: a row per sample (no picture, no timeline); wrong option
+    combinations are usage errors that write nothing."""
+    from helpers import moving_pose
+
+    card = write_card(tmp_path / "tiny")
+    for i in range(2):
+        moving_pose(frames=20, seed=i).save(tmp_path / f"p{i}.json")
+        assert cli("pack", tmp_path / f"p{i}.json", "-o", tmp_path / f"s{i}.npz", "--model", card.directory).exit_code == 0
+    r = cli("infer", tmp_path / "s0.npz", tmp_path / "s1.npz", "-o", tmp_path / "scores.json", "--model", card.directory)
+    assert r.exit_code == 0, r.stderr
+    r = cli("report", tmp_path / "scores.json", "--html", tmp_path / "page.html")
+    assert r.exit_code == 0, r.stderr
+    page = (tmp_path / "page.html").read_text()
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert [r["name"] for r in rows(page)] == [item["source"] for item in scores["items"]]
+    assert "model tiny" in page and page.count('<div class="none">no picture</div>') == 2
+    for args, said in ((["--rendered", tmp_path], "--rendered goes with --html"),
+                       (["--poses", tmp_path, "--plot-dir", tmp_path / "plots"], "--poses goes with --html"),
+                       (["--html", tmp_path / "scores.json"], "is also an input")):
+        r = cli("report", tmp_path / "scores.json", *args)
+        assert r.exit_code == 2 and said in r.stderr and not (tmp_path / "plots").exists()
+    assert json.loads((tmp_path / "scores.json").read_text()) == scores
