@@ -31,9 +31,13 @@ def with_report_options(command):
     return command
 
 
-def check_report_options(html_path: str | None, plot_dir: str | None, rendered_dir: str | None) -> None:
+def check_report_options(html_path: str | None, plot_dir: str | None, rendered_dir: str | None,
+                         stdout_free: bool = True) -> None:
+    """Usage errors for the report options; ``stdout_free``: the command prints nothing else there."""
     from .errors import UsageError
 
+    if html_path == "-" and not stdout_free:
+        raise UsageError(None, "--html needs a file here, not '-': stdout carries the results")
     if plot_dir == "-":
         raise UsageError(None, "--plot-dir needs a folder, not '-' (stdout)")
     if rendered_dir and not html_path:

@@ -117,7 +117,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
     if engine != "ray" and (address or pose_workers):
         raise UsageError(None, "--address and --pose-workers go with --engine ray")
     _check_window(window_s, stride_s)
-    check_report_options(html_path, plot_dir, rendered_dir)
+    check_report_options(html_path, plot_dir, rendered_dir, stdout_free=False)
     started = time.perf_counter()
     uris = [i for i in inputs if is_uri(i)]  # s3://, gs://, file://: listed and read by the Ray actors
     if uris and engine != "ray":
