@@ -43,7 +43,7 @@ def test_notebook_session(model, result, tmp_path, capfd):
     assert repr(model).startswith(f"ActionModel({model.card.name!r}, {len(model.classes)} classes")
     assert result.ok and result.status == "ok" and result.label == "squat"
     assert result.top(3)[0] == (result.label, result.probability) and len(result.top(3)) == 3
-    assert [p for _, p in result.top(len(model.classes))] == sorted((p for _, p in result.top(15)), reverse=True)
+    assert [p for _, p in result.top(len(model.classes))] == sorted((p for _, p in result.top(len(model.classes))), reverse=True)
     assert result.segments and result.segments[0].start_s == 0.0
     assert all(a.end_s == b.start_s for a, b in zip(result.segments, result.segments[1:]))  # they tile the video
     person, = result.people
