@@ -1,8 +1,11 @@
 """Sequential video decoding with timestamp-based fps resampling and resizing.
 
-Frames are decoded in order with ``grab()`` and only the kept ones are ``retrieve()``-d: a seek per
-frame is 30–40× slower with OpenCV's FFmpeg backend. Memory stays bounded by one frame whatever
-the video's length.
+Frames are decoded in order and only the kept ones are converted to BGR: a seek per frame is
+30–40× slower. The decoder is PyAV (FFmpeg, frame-threaded); OpenCV's FFmpeg backend takes over
+for a source PyAV cannot open or decode from its first frame, and for a video with a rotation in
+its metadata (OpenCV turns those upright). Both give the same frames, pixel for pixel, on every
+clip measured (``benchmarks/bench_decode.py --check``). Memory stays bounded by one frame
+whatever the video's length.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -91,23 +94,106 @@ def expected_frame_count(info: VideoInfo, fps: float | None = None, start: float
     return max(0, math.ceil((stop - start) * output_fps(info, fps) - 1e-6))
 
 
+DECODERS = ("auto", "opencv")  # auto: PyAV, else OpenCV (see the module's docstring)
+
+# A decoded frame, not yet converted: called with the output size (None: the video's own), it
+# returns the BGR image (None if the frame cannot be converted).
+DecodedFrame = Callable[[tuple[int, int] | None], np.ndarray | None]
+
+
+def _opencv_frames(path: str | Path) -> Iterator[DecodedFrame]:
+    """Every frame of ``path`` through OpenCV: ``grab()`` each, ``retrieve()`` only when asked."""
+    cap = cv2.VideoCapture(str(path))
+
+    def convert(size: tuple[int, int] | None) -> np.ndarray | None:
+        ok, image = cap.retrieve()
+        if not ok or image is None or size is None:
+            return image if ok else None
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+    try:
+        while cap.grab():
+            yield convert
+    finally:
+        cap.release()
+
+
+def _pyav_frames(path: str | Path, info: VideoInfo, scale_in_decoder: bool) -> Iterator[DecodedFrame]:
+    """Every frame of ``path`` through PyAV; ends early (without raising) when PyAV cannot open or
+    decode it, the video carries a rotation or its frames are not ``info``'s size, so that the
+    caller can fall back to OpenCV."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError):
+        return
+    with container:
+        if not container.streams.video:
+            return
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame threads too: 1.x-2× faster on H.264 here
+
+        def convert(frame, size: tuple[int, int] | None) -> np.ndarray:
+            if scale_in_decoder and size is not None:
+                # swscale converts and shrinks in one pass, at the output size
+                image = frame.to_ndarray(format="bgr24", width=size[0], height=size[1], interpolation="AREA")
+            else:
+                # the same conversion as OpenCV's retrieve(), then the same resize: identical frames
+                image = frame.to_ndarray(format="bgr24")
+                if size is not None:
+                    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            return np.ascontiguousarray(image)  # rows of to_ndarray's arrays may be padded
+
+        try:
+            for frame in container.decode(stream):
+                if frame.rotation or (frame.width, frame.height) != (info.width, info.height):
+                    return
+                yield lambda size, frame=frame: convert(frame, size)
+        except av.FFmpegError:
+            return  # a damaged stream ends here, as OpenCV's grab() stops
+
+
+def _decoded_frames(path: str | Path, info: VideoInfo, decoder: str,
+                    scale_in_decoder: bool) -> Iterator[DecodedFrame]:
+    """Every frame of ``path`` in order: PyAV's (``decoder`` auto), else OpenCV's."""
+    if decoder == "auto":
+        frames = _pyav_frames(path, info, scale_in_decoder)
+        try:
+            first = next(frames, None)
+            if first is not None:
+                yield first
+                yield from frames
+                return
+        finally:
+            frames.close()
+    yield from _opencv_frames(path)
+
+
 def read_frames(path: str | Path, fps: float | None = None, max_side: int | None = None,
-                start: float = 0.0, end: float | None = None, info: VideoInfo | None = None) -> Iterator[Frame]:
+                start: float = 0.0, end: float | None = None, info: VideoInfo | None = None,
+                decoder: str = "auto", scale_in_decoder: bool = False) -> Iterator[Frame]:
     """Yield frames of a video, resampled to ``fps`` by timestamp and shrunk to ``max_side``.
 
     Output frame k is the source frame nearest to ``start + k / fps``. A rate above the source's
     keeps every source frame (frames are never duplicated). Raises ActionpipeError when the video
     yields no frame at all in the requested range. ``info``: the video's :func:`probe`, when the
-    caller already has it (saves opening the file twice).
+    caller already has it (saves opening the file twice). ``decoder``: one of :data:`DECODERS`.
+    ``scale_in_decoder``: PyAV shrinks while converting to BGR (swscale's area filter) instead of
+    OpenCV's ``INTER_AREA`` after it: less work, but pixels differ by about one grey level on
+    average from the default's, which equal OpenCV's decoding exactly.
     """
     info = info or probe(path)
     if fps is not None and fps <= 0:
         raise ActionpipeError(path, f"--fps must be positive, got {fps}")
     if end is not None and end <= start:
         raise ActionpipeError(path, f"--end ({end}) must be after --start ({start})")
+    if decoder not in DECODERS:
+        raise ActionpipeError(path, f"unknown decoder {decoder!r} (expected one of {', '.join(DECODERS)})")
     step = 1.0 / output_fps(info, fps)
     size = output_size(info.width, info.height, max_side)
-    cap = cv2.VideoCapture(str(path))
+    size = None if size == (info.width, info.height) else size
+    decoded = _decoded_frames(path, info, decoder, scale_in_decoder)
     emitted = 0
     try:
         source_index = -1
@@ -116,7 +202,8 @@ def read_frames(path: str | Path, fps: float | None = None, max_side: int | None
             if end is not None and target_time >= end - 1e-9:
                 break
             wanted = max(0, round(target_time * info.fps))
-            if not cap.grab():
+            convert = next(decoded, None)
+            if convert is None:
                 # A container that promised more frames than decode is damaged (e.g. truncated):
                 # keep what decoded, but say so rather than silently return a shorter clip.
                 if emitted and source_index + 1 < info.frame_count - 1:
@@ -126,15 +213,13 @@ def read_frames(path: str | Path, fps: float | None = None, max_side: int | None
             source_index += 1
             if source_index < wanted:
                 continue
-            ok, image = cap.retrieve()
-            if not ok or image is None:
+            image = convert(size)
+            if image is None:
                 break
-            if size != (info.width, info.height):
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             yield Frame(emitted, source_index, source_index / info.fps, image)
             emitted += 1
     finally:
-        cap.release()
+        decoded.close()
     if emitted == 0:
         duration = info.frame_count / info.fps
         if start and info.frame_count and start >= duration:
