@@ -1,11 +1,13 @@
 """Sequential video decoding with timestamp-based fps resampling and resizing.
 
 Frames are decoded in order and only the kept ones are converted to BGR: a seek per frame is
-30–40× slower. The decoder is PyAV (FFmpeg, frame-threaded); OpenCV's FFmpeg backend takes over
-for a source PyAV cannot open or decode from its first frame, and for a video with a rotation in
-its metadata (OpenCV turns those upright). Both give the same frames, pixel for pixel, on every
-clip measured (``benchmarks/bench_decode.py --check``). Memory stays bounded by one frame
-whatever the video's length.
+30–40× slower. Two decoders (:data:`DECODERS`): OpenCV's FFmpeg backend (the default) and PyAV
+(frame-threaded), which hands a source it cannot open or decode from its first frame, or a video
+with a rotation in its metadata (OpenCV turns those upright), to OpenCV. Both give the same frames,
+pixel for pixel, on every clip measured (``benchmarks/bench_decode.py --check``); PyAV is no
+cheaper in CPU time unless it also shrinks the frames in its conversion pass
+(``scale_in_decoder``), which changes pixels slightly. Memory stays bounded by one frame whatever
+the video's length.
 """
 from __future__ import annotations
 
@@ -94,7 +96,8 @@ def expected_frame_count(info: VideoInfo, fps: float | None = None, start: float
     return max(0, math.ceil((stop - start) * output_fps(info, fps) - 1e-6))
 
 
-DECODERS = ("auto", "opencv")  # auto: PyAV, else OpenCV (see the module's docstring)
+DECODERS = ("opencv", "pyav")  # pyav: PyAV, OpenCV where PyAV cannot (see the module's docstring)
+DEFAULT_DECODER = "opencv"      # PyAV measured no faster with identical frames (README, Performance)
 
 # A decoded frame, not yet converted: called with the output size (None: the video's own), it
 # returns the BGR image (None if the frame cannot be converted).
@@ -156,8 +159,8 @@ def _pyav_frames(path: str | Path, info: VideoInfo, scale_in_decoder: bool) -> I
 
 def _decoded_frames(path: str | Path, info: VideoInfo, decoder: str,
                     scale_in_decoder: bool) -> Iterator[DecodedFrame]:
-    """Every frame of ``path`` in order: PyAV's (``decoder`` auto), else OpenCV's."""
-    if decoder == "auto":
+    """Every frame of ``path`` in order: PyAV's (``decoder`` pyav) where it can, else OpenCV's."""
+    if decoder == "pyav":
         frames = _pyav_frames(path, info, scale_in_decoder)
         try:
             first = next(frames, None)
@@ -172,16 +175,16 @@ def _decoded_frames(path: str | Path, info: VideoInfo, decoder: str,
 
 def read_frames(path: str | Path, fps: float | None = None, max_side: int | None = None,
                 start: float = 0.0, end: float | None = None, info: VideoInfo | None = None,
-                decoder: str = "auto", scale_in_decoder: bool = False) -> Iterator[Frame]:
+                decoder: str = DEFAULT_DECODER, scale_in_decoder: bool = False) -> Iterator[Frame]:
     """Yield frames of a video, resampled to ``fps`` by timestamp and shrunk to ``max_side``.
 
     Output frame k is the source frame nearest to ``start + k / fps``. A rate above the source's
     keeps every source frame (frames are never duplicated). Raises ActionpipeError when the video
     yields no frame at all in the requested range. ``info``: the video's :func:`probe`, when the
     caller already has it (saves opening the file twice). ``decoder``: one of :data:`DECODERS`.
-    ``scale_in_decoder``: PyAV shrinks while converting to BGR (swscale's area filter) instead of
-    OpenCV's ``INTER_AREA`` after it: less work, but pixels differ by about one grey level on
-    average from the default's, which equal OpenCV's decoding exactly.
+    ``scale_in_decoder`` (PyAV only): shrink while converting to BGR (swscale's area filter) instead of
+    with OpenCV's ``INTER_AREA`` after it: less work where the scale is not a whole number, but
+    pixels differ from OpenCV's by about one grey level on average.
     """
     info = info or probe(path)
     if fps is not None and fps <= 0:

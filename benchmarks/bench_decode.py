@@ -3,8 +3,8 @@
 Variants, all through :func:`actionpipe.video.read_frames` at the pose model's rate and size
 (default 15 fps, longer side 640):
 
-* ``opencv``: OpenCV's FFmpeg backend, ``grab()``/``retrieve()`` + ``cv2.resize`` (INTER_AREA);
-* ``pyav``: PyAV (frame-threaded decoding), the same BGR conversion and ``cv2.resize`` - the default;
+* ``opencv``: OpenCV's FFmpeg backend, ``grab()``/``retrieve()`` + ``cv2.resize`` (INTER_AREA) - the default;
+* ``pyav``: PyAV (frame-threaded decoding), the same BGR conversion and ``cv2.resize``;
 * ``pyav-scaled``: PyAV converting and shrinking in one swscale pass (``scale_in_decoder=True``).
 
 Per video and variant: best-of-``--rounds`` wall seconds and CPU seconds (all threads of the
@@ -28,8 +28,8 @@ from actionpipe.video import expand_videos, probe, read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = [ROOT / "samples" / "demo.mp4", ROOT.parent / "shared" / "media"]
-VARIANTS = {"opencv": {"decoder": "opencv"}, "pyav": {"decoder": "auto"},
-            "pyav-scaled": {"decoder": "auto", "scale_in_decoder": True}}
+VARIANTS = {"opencv": {"decoder": "opencv"}, "pyav": {"decoder": "pyav"},
+            "pyav-scaled": {"decoder": "pyav", "scale_in_decoder": True}}
 
 
 def decode(video: Path, fps: float, max_side: int, **options) -> list:

@@ -1,5 +1,5 @@
-"""Video decoding: PyAV (the default) gives OpenCV's frames exactly; OpenCV takes over where PyAV
-cannot (a source it fails to open, a rotated video)."""
+"""Video decoding: PyAV gives OpenCV's (the default decoder's) frames exactly; OpenCV takes over
+where PyAV cannot (a source it fails to open, a rotated video)."""
 from __future__ import annotations
 
 import av
@@ -20,16 +20,16 @@ def frames_of(path, **options) -> tuple[list[int], list[np.ndarray]]:
     {"start": 0.5, "end": 1.0},                 # every frame, full size
 ])
 def test_pyav_frames_equal_opencv_frames(demo_video, options):
-    index, images = frames_of(demo_video, decoder="opencv", **options)
-    pyav_index, pyav_images = frames_of(demo_video, **options)
+    index, images = frames_of(demo_video, **options)
+    pyav_index, pyav_images = frames_of(demo_video, decoder="pyav", **options)
     assert pyav_index == index and len(index) >= 8
     for a, b in zip(images, pyav_images):
         assert a.shape == b.shape and b.flags["C_CONTIGUOUS"] and np.array_equal(a, b)
 
 
 def test_scaling_in_the_decoder_gives_nearly_the_same_frames(demo_video):
-    index, images = frames_of(demo_video, decoder="opencv", fps=15, max_side=640, end=1.0)
-    scaled_index, scaled = frames_of(demo_video, fps=15, max_side=640, end=1.0, scale_in_decoder=True)
+    index, images = frames_of(demo_video, fps=15, max_side=640, end=1.0)
+    scaled_index, scaled = frames_of(demo_video, decoder="pyav", fps=15, max_side=640, end=1.0, scale_in_decoder=True)
     assert scaled_index == index
     diffs = [np.abs(a.astype(int) - b.astype(int)) for a, b in zip(images, scaled)]
     assert all(a.shape == b.shape for a, b in zip(images, scaled))
@@ -56,18 +56,19 @@ def test_rotated_video_is_decoded_upright_by_opencv(tmp_path):
     path = write_rotated_video(tmp_path / "rotated.mp4")
     info = probe(path)
     assert (info.width, info.height) == (48, 64)
-    index, images = frames_of(path, decoder="opencv")
-    assert frames_of(path)[0] == index == list(range(6))
-    assert all(np.array_equal(a, b) and a.shape == (64, 48, 3) for a, b in zip(images, frames_of(path)[1]))
+    index, images = frames_of(path)
+    pyav_index, pyav_images = frames_of(path, decoder="pyav")
+    assert pyav_index == index == list(range(6))
+    assert all(np.array_equal(a, b) and a.shape == (64, 48, 3) for a, b in zip(images, pyav_images))
 
 
 def test_source_pyav_cannot_open_falls_back_to_opencv(demo_video, monkeypatch):
     def refuse(*args, **kwargs):
         raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
 
-    expected = frames_of(demo_video, decoder="opencv", fps=5, max_side=320, end=1.0)
+    expected = frames_of(demo_video, fps=5, max_side=320, end=1.0)
     monkeypatch.setattr(av, "open", refuse)
-    index, images = frames_of(demo_video, fps=5, max_side=320, end=1.0)
+    index, images = frames_of(demo_video, decoder="pyav", fps=5, max_side=320, end=1.0)
     assert index == expected[0] and all(np.array_equal(a, b) for a, b in zip(images, expected[1]))
 
 
