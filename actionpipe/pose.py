@@ -21,9 +21,11 @@ A notebook or the ``classify`` pipeline loads the model once and reuses it::
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import os
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -76,8 +78,11 @@ def _load_yolo(weights: Path):
     # something imported it earlier, its module flag is switched on directly (same effect).
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
-    from ultralytics import YOLO
-    from ultralytics.nn import tasks
+    # Its first import on a machine writes a settings file and announces it on stdout (into --json
+    # output): imported with stdout pointed at stderr, which its logger then keeps.
+    with contextlib.redirect_stdout(sys.stderr):
+        from ultralytics import YOLO
+        from ultralytics.nn import tasks
 
     tasks.SAFE_LOAD = True
     console.logs_to_stderr("ultralytics")  # its warnings go to stdout otherwise, into JSON output

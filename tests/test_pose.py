@@ -235,3 +235,18 @@ def test_cli_pose_with_a_model_takes_the_cards_pose_settings(run_cli, zidane_pan
     assert result.exit_code == 0, result.stderr
     pose = PoseFile.load(out)
     assert (pose.backend["imgsz"], pose.backend["conf"], pose.fps) == (320, 0.4, 5)
+
+
+def test_first_ultralytics_import_on_a_machine_says_nothing_on_stdout(tmp_path):
+    """On a fresh machine ultralytics announces its new settings file on stdout, which landed in the
+    middle of `eval --json` output; the pose model's loader keeps it on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path)}  # no settings file yet: the first import
+    r = subprocess.run([sys.executable, "-c", "from actionpipe.pose import _load_yolo, default_weights; "
+                        "_load_yolo(default_weights())"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert any(tmp_path.rglob("settings.json")), "ultralytics did not create its settings: nothing was tested"
+    assert r.stdout == ""
