@@ -5,13 +5,18 @@ a long run, and the label timeline against ``classify --window`` on the same cli
 A local MJPEG-over-HTTP server (tests/mjpeg_server.py, 127.0.0.1 only) plays a real clip over and
 over at its own frame rate, as an IP camera would; ``actionpipe -q watch URL --duration SEC`` runs
 in its own process, whose CPU time and RSS are sampled every 2 s (psutil) and summarised from its
-first window on (start-up and model loading left out). Before that, on the clip as a
+first window to its summary line (start-up, model loading and exit left out). Before that, on the clip as a
 file (nothing dropped), ``watch`` and ``classify --window`` are run with the same windows and their
 windows and labels compared one by one; and every stream window's label is compared with the
 label ``classify --window`` gives at the same time of the clip (the stream's time modulo the
 clip's length, the stream's first frame taken as the clip's start).
 
     python benchmarks/bench_live.py [--minutes 10] [--clip samples/squat.mp4] [--imgsz N] [--out FILE.json]
+    python benchmarks/bench_live.py --poses DIR [--model NAME]
+
+``--poses DIR``: instead, for every pose file under DIR (e.g. the ``--pose-cache`` of an ``eval``
+on real clips), how many ``classify --window`` windows keep their label when each window is packed
+on its own, as ``watch`` packs it (no pose model runs: this isolates the packing).
 
 Targets (issue 15): RSS flat, p95 latency <= stride + 0.5 s, the file's label timeline equal to
 classify --window's.
@@ -72,6 +77,40 @@ def argmax_label(d: dict) -> str:
     return d["top"][0]["class"] if d["top"] else d["status"]
 
 
+def packing_agreement(pose_dir: str, model: str | None, window: float, stride: float) -> dict:
+    """Per clip: windows whose argmax label is the same packed on their own as cut from the whole clip."""
+    from dataclasses import replace
+
+    from actionpipe.cards import default_card, find_card
+    from actionpipe.classify import Classifier
+    from actionpipe.infer import window_starts
+    from actionpipe.posefile import PoseFile
+
+    card = find_card(model) if model else default_card()
+    classifier = Classifier(card, device="cpu", load_pose=False)
+    clips = {}
+    for path in sorted(Path(pose_dir).rglob("*.json")):
+        try:
+            pose = PoseFile.load(path)
+        except Exception:  # not a pose file (scores.json beside it)
+            continue
+        classifier.configure(window_s=window, stride_s=stride)
+        whole = classifier.classify_pose(pose, path)
+        if whole.timeline is None:
+            continue
+        rate = card.preprocessing.fps or pose.fps
+        frames, step = max(1, round(window * rate)), max(1, round(stride * rate))
+        classifier.configure(window_s=window, stride_s=window)
+        alone = [classifier.classify_pose(replace(pose, frames=pose.frames[s:s + frames]), path)
+                 for s in window_starts(pose.num_frames, frames, step)]
+        pairs = zip(whole.timeline.probabilities.argmax(1), alone)
+        clips[str(path.relative_to(pose_dir))] = [sum(r.prediction is not None and int(i) == int(np.argmax(
+            r.prediction.probabilities)) for i, r in pairs), len(alone)]
+    same, total = (sum(v[i] for v in clips.values()) for i in (0, 1))
+    return {"model": card.name, "window_s": window, "stride_s": stride, "windows_same_label": f"{same}/{total}",
+            "clips": clips}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="Length of the stream run.")
@@ -80,7 +119,12 @@ def main() -> None:
     parser.add_argument("--stride", type=float, default=1.0)
     parser.add_argument("--imgsz", type=int, help="Pose model input size (default: the model card's).")
     parser.add_argument("--out", help="Write the measurements here (JSON).")
+    parser.add_argument("--poses", metavar="DIR", help="Only compare the packing on these pose files (see above).")
+    parser.add_argument("--model", help="With --poses: the model card (default: the default model).")
     args = parser.parse_args()
+    if args.poses:
+        print(json.dumps(packing_agreement(args.poses, args.model, args.window, args.stride), indent=1))
+        return
     from mjpeg_server import MjpegServer
 
     from actionpipe.timeline import window_at
@@ -108,8 +152,8 @@ def main() -> None:
         i = window_at(starts, ends, ((w["start_s"] + w["end_s"]) / 2) % clip_s)
         if i is not None:
             agree.append(argmax_label(w) == argmax_label(offline[i]))
-    # Steady state: from the first window on (model loading and start-up before it are left out).
-    samples = [s for s in run["samples"] if windows and s["t"] >= windows[0]["arrived"]]
+    # Steady state: from the first window to the summary (start-up and the process's exit left out).
+    samples = [s for s in run["samples"] if windows and windows[0]["arrived"] <= s["t"] <= summary["arrived"]]
     half = max(1, len(samples) // 2)
     rss = np.array([s["rss_mb"] for s in samples])
     t = np.array([s["t"] for s in samples])
