@@ -30,10 +30,10 @@ from .cards import ModelCard, default_card, find_card
 from .classify import DEFAULT_MIN_TRACK_S, Classifier, PersonResult, VideoResult
 from .devices import DEFAULT_POSE_BACKEND
 from .errors import ActionpipeError
-from .infer import Prediction
+from .infer import DEFAULT_BATCH, Prediction
 from .pack import Sample, pack_people
 from .posefile import PoseFile
-from .report import top_k
+from .report import DEFAULT_TOP_K, top_k
 from .speed import DEFAULT_SPEED
 from .timeline import Segment, Timeline
 
@@ -57,7 +57,7 @@ class _Answer:
         """The label's probability (None without a label)."""
         return self.top(1)[0][1] if self.label is not None else None
 
-    def top(self, k: int = 5) -> list[tuple[str, float]]:
+    def top(self, k: int = DEFAULT_TOP_K) -> list[tuple[str, float]]:
         """The ``k`` most probable classes with their probabilities, best first (empty without a prediction)."""
         return [] if self.prediction is None else top_k(self.prediction.probabilities, self.classes, k)
 
@@ -99,23 +99,23 @@ class Result(_Answer):
         """Each tracked person's own result (empty unless ``per_person=True``)."""
         return [Person(p, self.classes) for p in self.result.people or []]
 
-    def to_dict(self, k: int = 5) -> dict[str, Any]:
+    def to_dict(self, k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         """The JSON object ``actionpipe classify --json`` gives for this video."""
         return self.result.to_dict(k)
 
-    def to_json(self, k: int = 5, indent: int | None = None) -> str:
+    def to_json(self, k: int = DEFAULT_TOP_K, indent: int | None = None) -> str:
         from .fileio import dumps
 
         return dumps(self.to_dict(k), indent=indent)
 
-    def plot(self, t: float = 0.0, k: int = 5) -> np.ndarray:
+    def plot(self, t: float = 0.0, k: int = DEFAULT_TOP_K) -> np.ndarray:
         """The video's frame at ``t`` seconds with skeletons, labels, bars and timeline (BGR, as OpenCV)."""
         from .render import render_frame
 
         with console.silenced(not self.verbose):
             return render_frame(self.video, self._pose(), self, t, k)
 
-    def save(self, path: str | Path, k: int = 5) -> dict[str, Any]:
+    def save(self, path: str | Path, k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         """Write the annotated video (as ``actionpipe render``); returns frames, codec, size."""
         from .render import render_video
 
@@ -153,7 +153,8 @@ class ActionModel:
     """
 
     def __init__(self, model: str | os.PathLike | ModelCard | None = None, *, device: str = "auto",
-                 imgsz: int | None = None, conf: float | None = None, fps: float | None = None, batch: int = 16,
+                 imgsz: int | None = None, conf: float | None = None, fps: float | None = None,
+                 batch: int = DEFAULT_BATCH,
                  pose_backend: str = DEFAULT_POSE_BACKEND, pose_precision: str | None = None,
                  speed: str = DEFAULT_SPEED, reject: bool = True, prefetch: bool = True, verbose: bool = False,
                  engine: str = "local", address: str | None = None, pose_workers: int | None = None):

@@ -26,6 +26,7 @@ from .errors import ActionpipeError
 from .fileio import atomic_path, parse_json
 from .layouts import get_layout
 from .posefile import Person, PoseFile, PoseFrame
+from .report import DEFAULT_TOP_K
 from .timeline import window_at
 from .video import expected_frame_count, probe, read_frames
 from .videowriter import open_video_writer
@@ -214,7 +215,7 @@ def _overlay(video: str | Path, pose: PoseFile, result, k: int):
     return info, Overlay(pose, doc, info.width, info.height, info.frame_count / info.fps)
 
 
-def render_frame(video: str | Path, pose: PoseFile, result, time_s: float, k: int = 5) -> np.ndarray:
+def render_frame(video: str | Path, pose: PoseFile, result, time_s: float, k: int = DEFAULT_TOP_K) -> np.ndarray:
     """The frame of ``video`` nearest ``time_s`` with what :func:`render_video` draws on it (BGR)."""
     info, overlay = _overlay(video, pose, result, k)
     frame = next(read_frames(video, start=max(0.0, time_s), info=info))
@@ -224,7 +225,7 @@ def render_frame(video: str | Path, pose: PoseFile, result, time_s: float, k: in
     return frame.image
 
 
-def render_video(video: str | Path, output: str | Path, pose: PoseFile, result, k: int = 5) -> dict[str, Any]:
+def render_video(video: str | Path, output: str | Path, pose: PoseFile, result, k: int = DEFAULT_TOP_K) -> dict[str, Any]:
     """Draw ``pose`` and ``result`` (top ``k`` classes in the bars) on every frame of ``video`` into
     ``output``, with the video's audio; returns frames, codec and audio codec."""
     info, overlay = _overlay(video, pose, result, k)
