@@ -326,10 +326,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
 
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
-    if threads:
-        torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = data or load_training_data(cfg)
+    if threads:   # after the data: posing videos sets torch to every core
+        torch.set_num_threads(threads)
     run_dir.mkdir(parents=True, exist_ok=True)  # only now: a bad dataset leaves no empty run folder
     label_of = {c: i for i, c in enumerate(data.classes)}
     val_samples = [clip_sample(c, cfg.spec) for c in data.val_clips]

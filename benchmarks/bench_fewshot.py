@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--freeze", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(REPO / "build" / "fewshot.json"))
+    parser.add_argument("--arms", nargs="+", default=["scratch", "finetune"], choices=["scratch", "finetune"])
     parser.add_argument("--summary", nargs="+", metavar="JSON", help="Only print the table of earlier --out files")
     args = parser.parse_args()
     if args.summary:
@@ -113,12 +114,13 @@ def main() -> None:
     for k in args.k:
         for d in args.draw_ids or range(args.draws):
             clips = draw(train_pool, classes, k, seed=1000 * k + d)
-            for arm in ("scratch", "finetune"):
+            for arm in args.arms:
                 cfg = config(arm, args)
                 data = TrainingData(clips, np.ones(len(clips)), [], sorted(classes), {"clips": len(clips)})
                 with tempfile.TemporaryDirectory() as tmp:
                     started, cpu_started = time.perf_counter(), time.process_time()
-                    run = train(cfg, Path(tmp) / "run", device="cpu", data=data)
+                    # threads again: the previous evaluation's Predictor set torch to every core
+                    run = train(cfg, Path(tmp) / "run", device="cpu", threads=args.threads, data=data)
                     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
                     accuracy = top1(run, test, classes)
                 results["runs"].append({"k": k, "draw": d, "arm": arm, "clips": len(clips),
