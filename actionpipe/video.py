@@ -4,9 +4,10 @@ Frames are decoded in order and only the kept ones are converted to BGR: a seek 
 30–40× slower. Two decoders (:data:`DECODERS`): OpenCV's FFmpeg backend (the default) and PyAV
 (frame-threaded), which hands a source it cannot open or decode from its first frame, or a video
 with a rotation in its metadata (OpenCV turns those upright), to OpenCV. Both give the same frames,
-pixel for pixel, on every clip measured (``benchmarks/bench_decode.py --check``); PyAV is no
-cheaper in CPU time unless it also shrinks the frames in its conversion pass
-(``scale_in_decoder``), which changes pixels slightly. Memory stays bounded by one frame whatever
+pixel for pixel, on 32 of the 33 development clips (``benchmarks/bench_decode.py --check``); the
+33rd is tagged BT.2020 and PyAV's colours differ (26 grey levels on average). PyAV is no cheaper
+in CPU time unless it also shrinks the frames in its conversion pass (``scale_in_decoder``), which
+changes pixels slightly. Memory stays bounded by one frame whatever
 the video's length.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Video decoding: PyAV gives OpenCV's (the default decoder's) frames exactly; OpenCV takes over
+"""Video decoding: PyAV gives OpenCV's (the default decoder's) frames exactly on the sample; OpenCV takes over
 where PyAV cannot (a source it fails to open, a rotated video)."""
 from __future__ import annotations
 
