@@ -169,7 +169,7 @@ def own_videos(tmp_path_factory):
     return root
 
 
-@pytest.mark.slow   # about 2 minutes on 2 idle cores: the pose model at the card's imgsz 640 on 9 clips
+@pytest.mark.slow   # about 1 minute on 2 cores: the pose model at the card's imgsz 640 on 9 clips
 def test_train_from_a_model_on_own_videos_then_classify_eval_calibrate(own_videos, tmp_path, run_cli):
     torch.set_num_threads(1)
     run, poses = tmp_path / "run", tmp_path / "poses"
