@@ -12,7 +12,7 @@ Card (JSON, ``format_version`` 1; schema: ``docs/schemas/card.schema.json``)::
      "inference": {"window_frames": 32, "window_stride": 16, "aggregate": "motion"},
      "classes": ["baseball_pitch", ...],
      "weights": {"file": "weights.pt", "sha256": "..."},        # sha256 null: not checked
-     "label_map": {...},                                        # see actionpipe.trainconfig
+     "label_map": {...},                                        # see actionpipe.training.config
      "calibration": {...}, "open_set": {...},                   # see actionpipe.openset
      "license": "...", "metrics": [...], "training": {...}, "data": {...},
      "development_measurements": {...}}                         # free-form documentation
@@ -74,7 +74,7 @@ class ModelCard:
     pose: PoseSection = field(default_factory=PoseSection)
     calibration: CalibrationSection | None = None
     open_set: OpenSetSection | None = None
-    label_map: dict[str, Any] = field(default_factory=dict)   # see actionpipe.trainconfig.apply_label_map
+    label_map: dict[str, Any] = field(default_factory=dict)   # see actionpipe.training.config.apply_label_map
     documentation: dict[str, Any] = field(default_factory=dict)   # DOCUMENTATION_KEYS, as they are
 
     def __repr__(self) -> str:
@@ -219,7 +219,7 @@ def parse_sections(d: Any, within: str | None = None) -> dict[str, Any]:
                 raise ActionpipeError(None, f"{key} must be a JSON {_JSON_NAMES[kind]}")
         label_map = d.get("label_map") or {}
         if label_map:
-            from .trainconfig import check_label_map
+            from .training.config import check_label_map
 
             check_label_map(label_map)
         optional = {s.key: s.from_dict(d[s.key]) if d.get(s.key) is not None else None

@@ -287,7 +287,7 @@ def video_report(results: list[dict[str, Any]], *, page_path: str | Path, title:
 def eval_report(metrics: dict[str, Any], names: list[str], labels: list[str], predicted: list[str | None],
                 probabilities: list[float | None], *, title: str, confusion_png: bytes | None) -> str:
     """The page for ``eval``: top-1/top-5, the confusion matrix, per-class accuracy, a row per clip."""
-    from .evaluate import _pct
+    from .training.evaluate import _pct
 
     colours = class_colours(metrics["classes"])
     summary = (f'<div class="card"><h2>accuracy</h2>{metrics["clips"]} clips: top-1 <b>{_pct(metrics["top1"])}</b>, '

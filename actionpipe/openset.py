@@ -15,7 +15,7 @@ windows' uncalibrated probabilities combined first, then tempered the same way (
 renormalised: :func:`temper`), so calibration never changes which class a clip gets — averaging
 sharpened windows could. ``T`` minimises the negative log-likelihood on held-out clips.
 
-Card sections written by ``actionpipe calibrate`` (see :mod:`actionpipe.calibrate`)::
+Card sections written by ``actionpipe calibrate`` (see :mod:`actionpipe.training.calibrate`)::
 
     "calibration": {"temperature": 1.7, "ece_before": 0.08, "ece_after": 0.02, "fitted_on": "..."},
     "open_set": {"method": "mahalanobis", "threshold": -9.1, "accept": 0.95, "chosen": "...",

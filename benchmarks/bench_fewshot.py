@@ -11,12 +11,12 @@ trained on exactly those clips, with the same epochs, batch, augmentation and se
 * scratch: the backbone's own recipe (its config's optimiser: SGD, lr 0.05, cosine, warm-up,
   EMA, label smoothing), random initialisation;
 * fine-tuned: ``finetune.source`` = the backbone (its weights, a new head, the fine-tuning
-  defaults of :mod:`actionpipe.finetune`, ``--freeze`` blocks frozen).
+  defaults of :mod:`actionpipe.training.finetune`, ``--freeze`` blocks frozen).
 
 No validation hold-out (too few clips; the last epoch is the model). Both are scored top-1 on the
 whole cross-subject *test* split of those classes (subjects 2, 4, 6, 8; frontal view), which no
 choice here looked at. Training time is the CPU time (and wall-clock) of
-``actionpipe.train.train`` with ``--threads`` torch threads: with one thread, CPU seconds are what
+``actionpipe.training.train.train`` with ``--threads`` torch threads: with one thread, CPU seconds are what
 an otherwise idle core would take, whatever else the machine runs. UTD actions are all right-handed and swipe_left/swipe_right are mirror
 images of each other, so the horizontal flip is off for both.
 
@@ -43,10 +43,10 @@ sys.path.insert(0, str(REPO))
 from actionpipe import console  # noqa: E402
 from actionpipe.cards import find_card  # noqa: E402
 from actionpipe.infer import Predictor  # noqa: E402
-from actionpipe.model_input import clip_sample  # noqa: E402
-from actionpipe.train import TrainingData, train  # noqa: E402
-from actionpipe.trainconfig import load_config  # noqa: E402
-from actionpipe.utd_mhad import ACTIONS, load_utd_mhad  # noqa: E402
+from actionpipe.training.model_input import clip_sample  # noqa: E402
+from actionpipe.training.train import TrainingData, train  # noqa: E402
+from actionpipe.training.config import load_config  # noqa: E402
+from actionpipe.training.utd_mhad import ACTIONS, load_utd_mhad  # noqa: E402
 
 SYNONYMS = {"bowling": "bowl"}   # UTD name -> the Penn class it is
 

@@ -36,7 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-ACTIONPIPE = [sys.executable, "-c", "from actionpipe.cli import main; main()"]
+ACTIONPIPE = [sys.executable, "-c", "from actionpipe.cli.main import main; main()"]
 
 
 def run_lines(args: list[str]) -> list[dict]:

@@ -58,7 +58,7 @@ def run_cli():
     """Invoke the click CLI in-process; returns the click Result (stdout and stderr separate)."""
     from click.testing import CliRunner
 
-    from actionpipe.cli import main
+    from actionpipe.cli.main import main
 
     def run(*args: str):
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)

@@ -190,7 +190,7 @@ def test_jsonl_resumes_after_a_killed_run(card, short_clip, tmp_path, run_cli):
     for name in "abcd":
         (folder / f"{name}.mp4").write_bytes(short_clip.read_bytes())
     out = tmp_path / "results.jsonl"
-    cmd = [sys.executable, "-c", "from actionpipe.cli import main; main()", "-q", "classify", str(folder),
+    cmd = [sys.executable, "-c", "from actionpipe.cli.main import main; main()", "-q", "classify", str(folder),
            "--model", str(card.directory), "--device", "cpu", "--imgsz", "320", "--fps", "10",
            "--jsonl", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

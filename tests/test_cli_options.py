@@ -1,4 +1,4 @@
-"""The command line's choices and defaults are the library's: no copies in cli*.py, every library
+"""The command line's choices and defaults are the library's: no copies in actionpipe/cli/, every library
 name they point at exists, help quotes the library's numbers, and importing the CLI stays light."""
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from actionpipe.cli import main
-from actionpipe.cli_options import LibraryChoice, LibraryDefault
+from actionpipe.cli.main import main
+from actionpipe.cli.options import LibraryChoice, LibraryDefault
 
-CLI_MODULES = sorted((Path(__file__).resolve().parent.parent / "actionpipe").glob("cli*.py"))
+CLI_MODULES = sorted((Path(__file__).resolve().parent.parent / "actionpipe").glob("cli/*.py"))
+assert CLI_MODULES, "no click modules found under actionpipe/cli/"
 
 
 def _options():
@@ -60,7 +61,7 @@ def test_help_quotes_the_librarys_defaults(run_cli):
 
 
 def test_importing_the_cli_loads_neither_numpy_nor_opencv():
-    code = ("import sys; from actionpipe.cli import main; "
+    code = ("import sys; from actionpipe.cli.main import main; "
             "print([m for m in ('numpy', 'cv2', 'torch') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

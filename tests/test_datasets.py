@@ -8,7 +8,7 @@ import pytest
 from helpers import make_pose, shared_path
 
 from actionpipe.convert import write_kinetics_json
-from actionpipe.datasets import (OCCLUDED_CONFIDENCE, PENN_ACTION_CLASSES, Clip, class_names,
+from actionpipe.training.datasets import (OCCLUDED_CONFIDENCE, PENN_ACTION_CLASSES, Clip, class_names,
                                  load_kinetics_skeleton, load_labeled_poses, load_penn_action,
                                  load_penn_clip)
 from actionpipe.errors import ActionpipeError

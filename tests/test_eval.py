@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from actionpipe.cards import DEFAULT_MODEL, SHIPPED_MODELS, ModelCard
-from actionpipe.evaluate import Evaluation
+from actionpipe.training.evaluate import Evaluation
 
 from helpers import shared_path
 

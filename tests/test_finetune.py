@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from actionpipe.cards import find_card
-from actionpipe.datasets import Clip, split_validation
+from actionpipe.training.datasets import Clip, split_validation
 from actionpipe.errors import ActionpipeError
-from actionpipe.trainconfig import load_config
-from actionpipe.video_dataset import PoseCache, list_videos
+from actionpipe.training.config import load_config
+from actionpipe.training.video_dataset import PoseCache, list_videos
 
 from helpers import REPO, shared_path
 
@@ -42,7 +42,7 @@ def cut(source: Path, out: Path, start: float, seconds: float, width: int = 480)
 # --- head transfer and freezing (the shipped model, no datasets needed) --------------------------
 
 def test_head_transfer_keeps_shared_class_rows_and_the_whole_backbone():
-    from actionpipe.train import build_model
+    from actionpipe.training.train import build_model
 
     source = find_card("penn-action-stgcn")
     cfg = load_config(None, {"finetune.source": "penn-action-stgcn", "finetune.freeze_blocks": 2})
@@ -66,8 +66,8 @@ def test_head_transfer_keeps_shared_class_rows_and_the_whole_backbone():
 
 
 def test_frozen_blocks_do_not_move_while_the_rest_learns():
-    from actionpipe.finetune import hold_frozen
-    from actionpipe.train import build_model, build_optimizer
+    from actionpipe.training.finetune import hold_frozen
+    from actionpipe.training.train import build_model, build_optimizer
 
     cfg = load_config(None, {"finetune.source": "penn-action-stgcn", "finetune.freeze_blocks": 3})
     model, frozen, _ = build_model(cfg, ["a", "b"], "cpu")

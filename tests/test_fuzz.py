@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as npst
 
-from actionpipe.cli import main
+from actionpipe.cli.main import main
 from actionpipe.convert import kinetics_dict
 from actionpipe.extract import FrameRecord, FramesManifest
 from actionpipe.fileio import parse_json, read_json

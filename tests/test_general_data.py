@@ -10,9 +10,9 @@ import torch
 
 from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import COCO17
-from actionpipe.train import epoch_order, training_loss
-from actionpipe.trainconfig import OTHER_LABEL, TrainConfig, apply_label_map, load_dataset
-from actionpipe.virtual_camera import Camera, project
+from actionpipe.training.train import epoch_order, training_loss
+from actionpipe.training.config import OTHER_LABEL, TrainConfig, apply_label_map, load_dataset
+from actionpipe.training.virtual_camera import Camera, project
 
 from helpers import shared_path
 

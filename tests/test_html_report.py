@@ -17,7 +17,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from actionpipe.cli import main
+from actionpipe.cli.main import main
 from actionpipe.videowriter import Mp4vWriter
 from cdp import Browser, find_chromium
 from helpers import CLASSES, make_side_by_side, write_card

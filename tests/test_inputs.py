@@ -52,7 +52,7 @@ def test_imgsz_is_rounded_here_and_said_on_stderr(capsys):
 def test_stdout_is_json_lines_and_an_error_is_one_line(work, short_clip, tmp_path):  # noqa: F811
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(short_clip.read_bytes()[:3000])  # FFmpeg: "moov atom not found"
-    r = subprocess.run([sys.executable, "-c", "from actionpipe.cli import main; main()", "-q", "classify",
+    r = subprocess.run([sys.executable, "-c", "from actionpipe.cli.main import main; main()", "-q", "classify",
                         str(broken), str(short_clip), "--imgsz", "100", "--fps", "5", "--jsonl", "-",
                         "--pose-backend", "torch", *work.model], capture_output=True, text=True)
     assert r.returncode == 1
@@ -165,7 +165,7 @@ def test_unreadable_videos_and_folders_are_failures_said_per_path(work, short_cl
     os.chmod(tmp_path / "unreadable.mp4", 0)
     os.chmod(folder / "locked", 0)
     try:
-        r = subprocess.run([sys.executable, "-c", "from actionpipe.cli import main; main()", "-q", "classify",
+        r = subprocess.run([sys.executable, "-c", "from actionpipe.cli.main import main; main()", "-q", "classify",
                             str(tmp_path / "good.mp4"), str(tmp_path / "unreadable.mp4"), str(folder), "--fps", "5",
                             "--jsonl", "-", "--pose-backend", "torch", *work.model], capture_output=True, text=True,
                            preexec_fn=_without_root_file_access if os.geteuid() == 0 else None)

@@ -22,7 +22,7 @@ from mjpeg_server import MjpegServer
 
 REPO = Path(__file__).resolve().parent.parent
 SQUAT = REPO / "samples" / "squat.mp4"
-ACTIONPIPE = [sys.executable, "-c", "from actionpipe.cli import main; main()"]
+ACTIONPIPE = [sys.executable, "-c", "from actionpipe.cli.main import main; main()"]
 IMGSZ = 320
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from actionpipe.calibrate import clip_outputs
+from actionpipe.training.calibrate import clip_outputs
 from actionpipe.cards import SHIPPED_MODELS, ModelCard, sha256_file
 from actionpipe.classify import Classifier
 from actionpipe.errors import ActionpipeError
@@ -22,7 +22,7 @@ from actionpipe.layouts import convert_keypoints
 from actionpipe.openset import (OpenSet, clip_probabilities, expected_calibration_error, fit_class_gaussians,
                                 fit_temperature, open_set_report, roc_auc, score_clips, softmax)
 from actionpipe.pack import pack_people
-from actionpipe.train import split_validation
+from actionpipe.training.train import split_validation
 from helpers import CLASSES, person, pose_file, shared_path, write_card
 
 
@@ -72,7 +72,7 @@ def shipped():
 def penn(shipped):
     """Penn Action through the shipped model: window logits, features and labels of subsets of the
     training clips (class statistics) and of the test split."""
-    from actionpipe.datasets import load_penn_action
+    from actionpipe.training.datasets import load_penn_action
 
     root = shared_path("datasets", "penn_action")
     config = shipped.training_config

@@ -97,7 +97,7 @@ def test_dev_stdout_redirected_to_a_file_is_written_in_place(work, tmp_path):
     out = tmp_path / "out.json"
     with open(out, "wb") as f:
         inode = os.fstat(f.fileno()).st_ino
-        subprocess.run([sys.executable, "-c", "from actionpipe.cli import main; main()",
+        subprocess.run([sys.executable, "-c", "from actionpipe.cli.main import main; main()",
                         *map(str, writer_args(work, "infer")), "-o", "/dev/stdout"], stdout=f, check=True)
     assert out.stat().st_ino == inode and json.loads(out.read_text())["format"] == "actionpipe.scores"
     assert os.path.islink("/dev/stdout")
@@ -178,7 +178,7 @@ def test_keep_names_keep_the_suffix_of_videos_that_differ_only_in_it(tmp_path):
 # --- 5. killed runs ---------------------------------------------------------------------------------
 
 def _start(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from actionpipe.cli import main; main()", "-q",
+    return subprocess.Popen([sys.executable, "-c", "from actionpipe.cli.main import main; main()", "-q",
                              *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

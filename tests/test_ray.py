@@ -47,7 +47,7 @@ def _without_time(d: dict) -> dict:
 
 
 def test_core_never_imports_ray():
-    code = ("import sys, actionpipe, actionpipe.api, actionpipe.cli, actionpipe.engine_ray;"
+    code = ("import sys, actionpipe, actionpipe.api, actionpipe.cli.main, actionpipe.engine_ray;"
             "assert 'ray' not in sys.modules, 'ray imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr
@@ -55,7 +55,7 @@ def test_core_never_imports_ray():
 
 def test_missing_ray_is_one_line(tmp_path):
     # sys.modules["ray"] = None makes `import ray` fail as it does where Ray is not installed.
-    code = ("import sys; sys.modules['ray'] = None; from actionpipe.cli import main;"
+    code = ("import sys; sys.modules['ray'] = None; from actionpipe.cli.main import main;"
             f"main(['classify', {str(tmp_path / 'a.mp4')!r}, '--engine', 'ray'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 1 and out.stdout == ""

@@ -30,7 +30,7 @@ def rendered(clip, tmp_path_factory):
     """Render with everything computed (pose, 0.8 s windows, per person), saving pose and scores."""
     from click.testing import CliRunner
 
-    from actionpipe.cli import main
+    from actionpipe.cli.main import main
 
     out = tmp_path_factory.mktemp("render")
     card = write_card(out / "tiny")

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from actionpipe.augment import AugmentConfig, augment, drop_joints, estimator_confidence, flip, random_affine
+from actionpipe.training.augment import AugmentConfig, augment, drop_joints, estimator_confidence, flip, random_affine
 from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import COCO17
-from actionpipe.trainconfig import load_config
+from actionpipe.training.config import load_config
 
 from helpers import shared_path
 
@@ -95,8 +95,8 @@ def test_full_augmentation_is_seeded_and_finite():
 
 
 def test_validation_split_holds_out_whole_groups_per_class():
-    from actionpipe.datasets import Clip
-    from actionpipe.train import split_validation
+    from actionpipe.training.datasets import Clip
+    from actionpipe.training.train import split_validation
 
     kp = np.zeros((1, 4, 17, 3), np.float32)
     clips = [Clip(f"{label}{i}", label, kp, "coco17", W, H, 30.0, group=f"{label}-video{i // 3}")
@@ -117,8 +117,8 @@ def test_validation_split_holds_out_whole_groups_per_class():
 
 
 def test_validation_split_says_when_a_class_cannot_give_any_clip(capsys):
-    from actionpipe.datasets import Clip
-    from actionpipe.train import split_validation
+    from actionpipe.training.datasets import Clip
+    from actionpipe.training.train import split_validation
 
     kp = np.zeros((1, 4, 17, 3), np.float32)
     clips = [Clip(f"a{i}", "a", kp, "coco17", W, H, 30.0, group="one video") for i in range(5)]
@@ -191,7 +191,7 @@ def _log(run):
 @pytest.mark.slow   # two 10-epoch trainings
 def test_training_learns_and_resume_continues_identically(penn_subset, tmp_path):
     from actionpipe.cards import ModelCard, sha256_file
-    from actionpipe.train import train
+    from actionpipe.training.train import train
 
     torch.set_num_threads(1)
     cfg = _tiny_config(penn_subset, epochs=10)

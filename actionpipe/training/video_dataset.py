@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import console
+from .. import console
 from .datasets import Clip, check_split, clip_from_pose, read_labels_csv
-from .errors import ActionpipeError
-from .fileio import sha256_file
-from .pack import PackSpec
-from .posefile import PoseFile
-from .video import VIDEO_SUFFIXES
+from ..errors import ActionpipeError
+from ..fileio import sha256_file
+from ..pack import PackSpec
+from ..posefile import PoseFile
+from ..video import VIDEO_SUFFIXES
 
 KIND = "videos"
 CACHE_VERSION = 1   # bump when what a cached pose file holds changes
@@ -96,7 +96,7 @@ def _from_csv(labels_csv: Path) -> list[LabelledVideo]:
 
 def default_cache_dir() -> Path:
     """``$ACTIONPIPE_CACHE/poses`` (default ``~/.cache/actionpipe/poses``)."""
-    from .pose_openvino import cache_root
+    from ..pose_openvino import cache_root
 
     return cache_root() / "poses"
 
@@ -110,8 +110,8 @@ class PoseCache:
 
     def __init__(self, settings: dict[str, Any], cache_dir: str | Path | None = None, device: str = "auto",
                  pose_backend: str | None = None):
-        from .devices import DEFAULT_POSE_BACKEND
-        from .pose import PoseEstimator
+        from ..devices import DEFAULT_POSE_BACKEND
+        from ..pose import PoseEstimator
 
         settings = dict(settings)
         self.fps = settings.pop("fps", None)

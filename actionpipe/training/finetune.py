@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cards import ModelCard, find_card
-from .errors import ActionpipeError, UsageError
+from ..cards import ModelCard, find_card
+from ..errors import ActionpipeError, UsageError
 
-# Optimiser defaults under a fine-tuning run (keys of trainconfig.OptimConfig).
+# Optimiser defaults under a fine-tuning run (keys of training.config.OptimConfig).
 FINETUNE_OPTIM = {"epochs": 30, "lr": 0.05, "schedule": "cosine", "warmup_epochs": 1, "min_lr": 0.0,
                   "clip_grad": 2.0, "ema": 0.99, "label_smoothing": 0.1}
 # Config keys the source model decides.
@@ -120,7 +120,7 @@ def hold_frozen(modules: list) -> None:
 
 def parameter_groups(model, backbone_lr: float) -> list[dict[str, Any]]:
     """The head at the optimiser's rate, the (trainable) backbone at ``backbone_lr`` × it
-    (``lr_scale``, which :func:`actionpipe.train.set_learning_rate` applies)."""
+    (``lr_scale``, which :func:`actionpipe.training.train.set_learning_rate` applies)."""
     head = list(model.fcn.parameters())
     backbone = [p for n, p in model.named_parameters() if not n.startswith("fcn.") and p.requires_grad]
     return [{"params": head, "lr_scale": 1.0}, {"params": backbone, "lr_scale": backbone_lr}]

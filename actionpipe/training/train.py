@@ -8,9 +8,9 @@ Run directory (``-o RUN_DIR``), also a model directory ``--model`` accepts:
 * ``config.json`` — the full resolved config; ``log.jsonl`` — one line per epoch.
 
 The steps: :func:`load_training_data` (sources, classes, validation hold-out), :func:`build_model`
-(from scratch, or a fine-tuning source's backbone with a new head: :mod:`actionpipe.finetune`),
+(from scratch, or a fine-tuning source's backbone with a new head: :mod:`actionpipe.training.finetune`),
 :func:`build_optimizer`, then per epoch :func:`train_epoch`, :func:`validate` and the saves.
-Clips become model input through :mod:`actionpipe.model_input`, exactly as at inference plus the
+Clips become model input through :mod:`actionpipe.training.model_input`, exactly as at inference plus the
 training augmentation. Epoch ``e`` draws its randomness from ``(seed, e)`` alone, so a resumed run
 continues identically.
 """
@@ -26,16 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from . import console
-from .cards import sha256_file
+from .. import console
+from ..cards import sha256_file
 from .datasets import Clip, class_names, split_validation
-from .errors import ActionpipeError
-from .fileio import atomic_path, write_json
-from .infer import combine_windows, run_windows
+from ..errors import ActionpipeError
+from ..fileio import atomic_path, write_json
+from ..infer import combine_windows, run_windows
 from .model_input import clip_sample, training_sample
-from .openset import softmax
-from .pack import Sample
-from .trainconfig import OTHER_LABEL, TrainConfig, load_sources
+from ..openset import softmax
+from ..pack import Sample
+from .config import OTHER_LABEL, TrainConfig, load_sources
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -185,16 +185,16 @@ def _save_state(state: dict, path: Path) -> None:
 
 def build_model(cfg: TrainConfig, classes: list[str], device: str):
     """The run's ST-GCN: from scratch, or the fine-tuning source's weights with a new head
-    (:mod:`actionpipe.finetune`). Returns the model, its frozen modules and what was carried over."""
+    (:mod:`actionpipe.training.finetune`). Returns the model, its frozen modules and what was carried over."""
     import torch
 
-    from .model import STGCN
+    from ..model import STGCN
 
     torch.manual_seed(cfg.seed)
     model = STGCN(in_channels=3, num_class=len(classes), layout=cfg.spec.layout, **cfg.architecture)
     frozen, carried = [], None
     if cfg.finetune.source:
-        from .cards import find_card
+        from ..cards import find_card
         from .finetune import frozen_modules, transfer_weights
 
         carried = transfer_weights(model, find_card(cfg.finetune.source), classes)
@@ -322,7 +322,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
     """
     import torch
 
-    from .devices import resolve_device
+    from ..devices import resolve_device
 
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)

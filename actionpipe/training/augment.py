@@ -17,7 +17,7 @@ What each step imitates:
   visible joints, a broad spread for occluded ones). A constant confidence channel would let
   the model's ``data_bn`` learn zero variance for it and blow any real missing joint up ~300×.
 
-Temporal augmentation (random crop, speed jitter) lives in :mod:`actionpipe.train`, where the clip
+Temporal augmentation (random crop, speed jitter) lives in :mod:`actionpipe.training.train`, where the clip
 is resampled to the model's frame rate.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layouts import SkeletonLayout, get_layout
+from ..layouts import SkeletonLayout, get_layout
 
 
 @dataclass

@@ -14,8 +14,8 @@ mapping clip id to ``{label, label_index, has_skeleton}``): coordinates are stor
 frame size, so they are scaled back with ``width``/``height`` (340×256, the size of ST-GCN's
 videos). The format has no track ids: people are numbered by their slot in each frame's list.
 
-UTD-MHAD (3-D) and JHMDB have their own modules, :mod:`actionpipe.utd_mhad` and
-:mod:`actionpipe.jhmdb`, reading into the same :class:`Clip`.
+UTD-MHAD (3-D) and JHMDB have their own modules, :mod:`actionpipe.training.utd_mhad` and
+:mod:`actionpipe.training.jhmdb`, reading into the same :class:`Clip`.
 
 User data: a CSV ``file,label[,split][,group]`` naming pose files (or Kinetics-skeleton JSON) relative to
 the CSV; the top ``max_people`` tracks of each are kept (:func:`actionpipe.pack.select_people`).
@@ -29,11 +29,11 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from . import console
-from .errors import ActionpipeError
-from .fileio import read_json
-from .layouts import COCO17
-from .posefile import PoseFile
+from .. import console
+from ..errors import ActionpipeError
+from ..fileio import read_json
+from ..layouts import COCO17
+from ..posefile import PoseFile
 
 SPLITS = ("train", "test")
 PENN_ACTION_CLASSES = ("baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk",
@@ -215,7 +215,7 @@ def clip_from_pose(pose: PoseFile, name: str, label: str, max_people: int | None
                    label_index: int | None = None, path: str | None = None) -> Clip:
     """A clip of the top ``max_people`` tracks of a pose file (all of them when None), each in a
     fixed slot for the whole clip, ranked by :func:`actionpipe.pack.select_people`."""
-    from .pack import select_people
+    from ..pack import select_people
 
     people = select_people(pose, max(1, max_people or len(pose.track_ids())), rank)
     return Clip(name, label, people.keypoints, pose.layout, pose.width, pose.height, pose.fps, split,
@@ -237,7 +237,7 @@ def load_kinetics_skeleton(data_dir: str | Path, label_file: str | Path | None =
     ``label``/``label_index`` is used. ``split`` is recorded on the clips; by default it comes
     from the directory name (``kinetics_train`` -> train, ``kinetics_val`` -> test).
     """
-    from .convert import read_kinetics_json
+    from ..convert import read_kinetics_json
 
     check_split(split)
     data_dir = Path(data_dir)
@@ -312,7 +312,7 @@ def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = 
 
     ``split`` keeps only the rows of that split. Clip names are the files' paths as written.
     """
-    from .convert import read_any
+    from ..convert import read_any
 
     check_split(split)
     labels_csv = Path(labels_csv)

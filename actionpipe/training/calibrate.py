@@ -2,7 +2,7 @@
 
 The validation split is the one the trainer held out of the training clips (the card's
 ``training.config`` gives ``dataset``, ``val_fraction`` and ``split_seed``; the same
-:func:`actionpipe.datasets.split_validation` draws it), so nothing here was fitted on clips the
+:func:`actionpipe.training.datasets.split_validation` draws it), so nothing here was fitted on clips the
 model learned from, and the test split only *measures* (ECE before/after, the rejection rate).
 
 * temperature: minimises the NLL of the validation clips' probabilities (combined over windows
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from . import console
-from .cards import ModelCard, sha256_file
-from .errors import ActionpipeError
+from .. import console
+from ..cards import ModelCard, sha256_file
+from ..errors import ActionpipeError
 from .evaluate import DEFAULT_BATCH
-from .openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
+from ..openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
                       fit_class_gaussians, fit_temperature, negative_log_likelihood, save_statistics,
                       score_clips, temper)
 
@@ -84,7 +84,7 @@ def uncalibrated(card: ModelCard) -> ModelCard:
 def training_clips(card: ModelCard, dataset: str | None = None) -> tuple[list, list[str]]:
     """The clips the card's model was trained from (train splits, labels mapped as in training) and
     the names of their sources: ``dataset`` instead, when given."""
-    from .trainconfig import TrainConfig, load_dataset, load_sources
+    from .config import TrainConfig, load_dataset, load_sources
 
     config = card.training_config
     if dataset:
@@ -101,12 +101,12 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
     """Fit, write ``calibration`` and ``open_set`` into the card (and the sidecar); returns both sections
     plus ``test`` measurements (ECE, accuracy, rejection rate on the sources' test splits, if any).
 
-    Validation clips of negative labels (``other``: trained against, :mod:`actionpipe.trainconfig`)
+    Validation clips of negative labels (``other``: trained against, :mod:`actionpipe.training.config`)
     measure the rule: the share of them it rejects and, per method, the ROC AUC of known against
     them, recorded in ``open_set.validation_negatives``."""
-    from .infer import Predictor
+    from ..infer import Predictor
     from .datasets import split_validation
-    from .trainconfig import OTHER_LABEL
+    from .config import OTHER_LABEL
 
     if method not in METHODS:
         raise ActionpipeError(None, f"unknown open-set method {method!r} (expected one of {', '.join(METHODS)})")
@@ -167,7 +167,7 @@ def _measure_negatives(predictor, negatives, method, threshold, temperature, mea
                        known_features, known_logits) -> dict[str, Any]:
     """How the rule treats validation clips of negative labels: the share rejected at the threshold
     and, for every method, the ROC AUC of the known validation clips against them."""
-    from .openset import roc_auc
+    from ..openset import roc_auc
 
     logits, features, _ = clip_predictions(predictor, negatives)
     auroc = {}
@@ -196,7 +196,7 @@ def _save_if_changed(path, means: np.ndarray, precision: np.ndarray) -> None:
 def _measure_test(predictor, sources, labels, card, index, temperature, method, threshold, means, precision):
     """ECE before/after, accuracy and the rejection rate on the sources' test splits (None when
     there are none)."""
-    from .trainconfig import load_dataset
+    from .config import load_dataset
 
     clips = []
     for dataset in sources:

@@ -1,17 +1,17 @@
 """``actionpipe classify`` and ``render``: the click layer over :mod:`actionpipe.classify` and
-:mod:`actionpipe.render` (registered on the main group in :mod:`actionpipe.cli`)."""
+:mod:`actionpipe.render` (registered on the main group in :mod:`actionpipe.cli.main`)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from . import console
-from .aggregates import AGGREGATES
-from .cli_options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
+from .. import console
+from ..aggregates import AGGREGATES
+from .options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
                           pose_precision_option, speed_option)
-from .cli_report import check_report_options, report_options, write_report_outputs
-from .engine_ray import ENGINES, POSE_CPUS, expand_uris, is_uri
+from .report import check_report_options, report_options, write_report_outputs
+from ..engine_ray import ENGINES, POSE_CPUS, expand_uris, is_uri
 
 _seconds = click.FloatRange(min=0, min_open=True)
 _analysis_options = [
@@ -45,7 +45,7 @@ def _with_options(options):
 
 def _check_window(window_s, stride_s) -> None:
     if stride_s and not window_s:
-        from .errors import UsageError
+        from ..errors import UsageError
         raise UsageError(None, "--stride needs --window")
 
 
@@ -98,15 +98,15 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
 
     from rich.console import Console
 
-    from .api import ActionModel
-    from .classify import ANSWERS
-    from .errors import UsageError
-    from .fileio import check_outputs, dumps
-    from .html_report import thumbnail
-    from .jsonl import JsonlWriter, done_videos
-    from .parquet import ParquetResults
-    from .report import render_table
-    from .video import expand_videos
+    from ..api import ActionModel
+    from ..classify import ANSWERS
+    from ..errors import UsageError
+    from ..fileio import check_outputs, dumps
+    from ..html_report import thumbnail
+    from ..jsonl import JsonlWriter, done_videos
+    from ..parquet import ParquetResults
+    from ..report import render_table
+    from ..video import expand_videos
 
     if as_json and jsonl_path == "-":
         raise UsageError(None, "--json and --jsonl - both write to stdout: pick one")
@@ -222,11 +222,11 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
 def render_cmd(video, output, pose_path, scores_path, model, device, k, save_scores, save_pose, imgsz, conf,
                fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, as_json):
     """Draw skeletons, boxes, current labels, class bars and a segment timeline onto VIDEO."""
-    from .errors import about
-    from .fileio import check_outputs, dumps, write_json
-    from .posefile import PoseFile
-    from .render import load_result, render_video
-    from .video import probe
+    from ..errors import about
+    from ..fileio import check_outputs, dumps, write_json
+    from ..posefile import PoseFile
+    from ..render import load_result, render_video
+    from ..video import probe
 
     _check_window(window_s, stride_s)
     check_outputs([output, save_pose, save_scores], [p for p in (video, pose_path, scores_path) if p])
@@ -234,7 +234,7 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
     pose = PoseFile.load(pose_path) if pose_path else None
     result = load_result(scores_path, video) if scores_path else None
     if pose is None or result is None:
-        from .api import ActionModel
+        from ..api import ActionModel
 
         action_model = ActionModel(card_from_option(model), device=device, imgsz=imgsz, conf=conf, fps=fps,
                                    batch=batch, pose_backend=pose_backend, pose_precision=pose_precision, verbose=True)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import click
 
-from . import __version__, console
-from .cli_options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option,
+from .. import __version__, console
+from .options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option,
                           pose_backend_option, pose_precision_option)
-from .cli_report import with_report_options
-from .cli_training import calibrate_cmd, eval_cmd, train_cmd
-from .cli_live import watch_cmd
-from .cli_video import classify, render_cmd
-from .errors import ActionpipeError
+from .report import with_report_options
+from .training import calibrate_cmd, eval_cmd, train_cmd
+from .live import watch_cmd
+from .video import classify, render_cmd
+from ..errors import ActionpipeError
 
 
 @contextlib.contextmanager
@@ -65,7 +65,7 @@ def main(quiet: bool) -> None:
 
 
 # Stage commands are registered below, one block per stage module, in pipeline order; classify and
-# render (cli_video) and train / eval / calibrate (cli_training) are added at the end.
+# render (cli.video) and train / eval / calibrate (cli.training) are added at the end.
 
 
 # --- extract / pose ------------------------------------------------------------------------------
@@ -75,14 +75,14 @@ _fps_type = click.FloatRange(min=0, min_open=True)
 
 def _check_range(start: float, end: float | None) -> None:
     if end is not None and end <= start:
-        from .errors import UsageError
+        from ..errors import UsageError
         raise UsageError(None, f"--end ({end:g}) must be after --start ({start:g})")
 
 
 def _pose_inputs(input_path: str) -> list[Path]:
     """What ``pose`` reads: the video, or a frames folder's manifest and images (checked here, so
     a bad manifest fails before the model loads)."""
-    from .extract import MANIFEST_NAME, FramesManifest
+    from ..extract import MANIFEST_NAME, FramesManifest
 
     folder = Path(input_path)
     if not folder.is_dir():
@@ -104,8 +104,8 @@ def _pose_inputs(input_path: str) -> list[Path]:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def extract_cmd(video, output, fps, max_side, start, end, image_format, quality, as_json):
     """Decode a video into numbered images plus frames.json (for `pose` or any other tool)."""
-    from .extract import extract_frames
-    from .fileio import check_outputs, dumps
+    from ..extract import extract_frames
+    from ..fileio import check_outputs, dumps
 
     _check_range(start, end)
     check_outputs([output], [video], replaces_folder=True)
@@ -144,11 +144,11 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 def pose_cmd(input_path, output, model, weights, weights_sha256, imgsz, conf, batch, device, fps, start, end,
              max_people, pose_backend, pose_precision, as_json):
     """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
-    from .fileio import atomic_path, check_outputs, dumps
-    from .pose import WEIGHTS_SHA256, PoseEstimator
+    from ..fileio import atomic_path, check_outputs, dumps
+    from ..pose import WEIGHTS_SHA256, PoseEstimator
 
     if weights_sha256 and not weights:
-        from .errors import UsageError
+        from ..errors import UsageError
         raise UsageError(None, "--weights-sha256 needs --weights")
     _check_range(start, end)
     check_outputs([output], _pose_inputs(input_path) + ([weights] if weights else []))
@@ -177,9 +177,9 @@ def pose_cmd(input_path, output, model, weights, weights_sha256, imgsz, conf, ba
 
 def _pack_spec(model: str | None, **overrides):
     """The preprocessing of ``--model`` (or the default model, or the reference's), flags override."""
-    from .cards import default_card, find_card
-    from .layouts import get_layout
-    from .pack import PackSpec
+    from ..cards import default_card, find_card
+    from ..layouts import get_layout
+    from ..pack import PackSpec
 
     card = find_card(model) if model else default_card()
     base = card.preprocessing if card else PackSpec()
@@ -205,10 +205,10 @@ def _pack_spec(model: str | None, **overrides):
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate.")
 def pack(pose_file, output, model, **overrides):
     """Pack a pose file into an ST-GCN input array (N, C, T, V, M) in an .npz."""
-    from .errors import about
-    from .fileio import check_outputs
-    from .pack import pack_people
-    from .posefile import PoseFile
+    from ..errors import about
+    from ..fileio import check_outputs
+    from ..pack import pack_people
+    from ..posefile import PoseFile
 
     check_outputs([output], [pose_file])
     spec = _pack_spec(model, **overrides)
@@ -229,8 +229,8 @@ def pack(pose_file, output, model, **overrides):
               help="Windows per forward pass.")
 def infer(samples, output, model, device, batch):
     """Run the ST-GCN on packed samples: softmax class probabilities."""
-    from .fileio import check_outputs, write_json
-    from .infer import infer_files
+    from ..fileio import check_outputs, write_json
+    from ..infer import infer_files
 
     check_outputs([output], samples)
     card = card_from_option(model)
@@ -256,14 +256,14 @@ def report(scores, k, fmt, html_path, plot_dir, rendered_dir, poses_dir):
     of that run (see `classify --html`) and/or its timeline plots.
     """
     if html_path or plot_dir or rendered_dir or poses_dir:
-        from .cli_report import report_from_file
+        from .report import report_from_file
 
         report_from_file(scores, html_path, plot_dir, rendered_dir, poses_dir)
         return
     from rich.console import Console
 
-    from .infer import load_scores
-    from .report import render
+    from ..infer import load_scores
+    from ..report import render
 
     text = render(load_scores(scores), fmt, k, Console())
     if text is not None:
@@ -279,7 +279,7 @@ def models_cmd(as_json):
     from rich.console import Console
     from rich.table import Table
 
-    from .cards import list_cards, model_dirs
+    from ..cards import list_cards, model_dirs
 
     cards = list_cards()
     if as_json:
@@ -324,13 +324,13 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
     """Convert pose data between pose files, OpenPose JSON directories and Kinetics-skeleton JSON."""
     import os
 
-    from .convert import convert, openpose_files
-    from .fileio import check_outputs, dumps
+    from ..convert import convert, openpose_files
+    from ..fileio import check_outputs, dumps
 
     inputs = [input_path] + ([p for _, p in openpose_files(input_path)] if os.path.isdir(input_path) else [])
     check_outputs([output], inputs + ([video] if video else []), replaces_folder=to == "openpose")
     if video:
-        from .video import probe
+        from ..video import probe
         info = probe(video)
         width, height, fps = width or info.width, height or info.height, fps or info.fps
     summary = convert(input_path, output, to, layout, width, height, fps, input_layout, label, label_index, force)
@@ -341,6 +341,6 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
                  f"{summary['width']}x{summary['height']} at {summary['fps']:g} fps")
 
 
-# classify / render live in cli_video, watch in cli_live, train / eval / calibrate in cli_training.
+# classify / render live in cli.video, watch in cli.live, train / eval / calibrate in cli.training.
 for _command in (classify, render_cmd, watch_cmd, train_cmd, eval_cmd, calibrate_cmd):
     main.add_command(_command)

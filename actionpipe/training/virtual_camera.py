@@ -3,7 +3,7 @@
 A lab dataset of a few people facing one sensor (UTD-MHAD's Kinect) teaches viewpoint robustness
 when every training clip is seen through a different camera: turned all round the person (yaw),
 from a little above or below (pitch), near or far, with a wide or a long lens. Mirroring (a
-left-handed version) is the 2-D flip of :mod:`actionpipe.augment`, applied afterwards.
+left-handed version) is the 2-D flip of :mod:`actionpipe.training.augment`, applied afterwards.
 
 Coordinates are Kinect camera space: metres, +x to the sensor's left of the subject's view, +y up,
 +z away from the sensor. The projection ``u = cx − f·x/z, v = cy − f·y/z`` puts a subject's left

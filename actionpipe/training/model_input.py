@@ -1,9 +1,9 @@
 """Dataset clips -> the model's input, shared by training, evaluation and calibration.
 
-A :class:`~actionpipe.datasets.Clip` goes through :func:`actionpipe.pack.prepare_keypoints` exactly
+A :class:`~actionpipe.training.datasets.Clip` goes through :func:`actionpipe.pack.prepare_keypoints` exactly
 as a pose file does at inference (after resampling to the model's frame rate), so a model is
 trained, validated, evaluated and calibrated on the input ``classify`` gives it. Training adds the
-pixel-space augmentation of :mod:`actionpipe.augment`, a speed jitter (a 3-D clip is first filmed by
+pixel-space augmentation of :mod:`actionpipe.training.augment`, a speed jitter (a 3-D clip is first filmed by
 a random virtual camera) and a random ``window_frames`` crop (loop-padded when short, like inference).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from .augment import AugmentConfig, augment
 from .datasets import Clip
-from .pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
+from ..pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
 
 
 def clip_to_model_space(clip: Clip, spec: PackSpec, speed: float = 1.0,

@@ -22,9 +22,9 @@ momentum 0.9, weight decay 1e-4, lr 0.01 decayed ×0.1 at chosen epochs, dropout
      "pose_cache": null,                                 # videos: pose file cache (default $ACTIONPIPE_CACHE/poses)
      "card": {...}}             # extra card.json sections, copied as they are (e.g. "pose", "license")
 
-Fine-tuning (``finetune.source``, :mod:`actionpipe.finetune`) takes the source model's preprocessing,
+Fine-tuning (``finetune.source``, :mod:`actionpipe.training.finetune`) takes the source model's preprocessing,
 architecture, windows and pose settings (a config or override that sets them otherwise is refused),
-and its optimiser defaults are :data:`actionpipe.finetune.FINETUNE_OPTIM` instead of the paper's.
+and its optimiser defaults are :data:`actionpipe.training.finetune.FINETUNE_OPTIM` instead of the paper's.
 
 A dataset's ``weight`` multiplies how often each of its clips is drawn per epoch (2.0: twice; 0.5:
 half the epochs). The label map is keyed by dataset kind and is written into the model card, so
@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from .augment import AugmentConfig
-from .errors import ActionpipeError, UsageError
-from .cards import parse_sections
-from .pack import PackSpec
+from ..errors import ActionpipeError, UsageError
+from ..cards import parse_sections
+from ..pack import PackSpec
 
 DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "videos")
 OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
@@ -308,7 +308,7 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
                  label_map: dict[str, dict[str, Any]] | None = None, pose_cache=None):
     """Clips of ``dataset`` (of ``split``, when the dataset has splits), their labels mapped per
     ``label_map`` (:func:`apply_label_map`), and a description of the data. ``videos:`` datasets
-    are posed through ``pose_cache`` (:class:`actionpipe.video_dataset.PoseCache`)."""
+    are posed through ``pose_cache`` (:class:`actionpipe.training.video_dataset.PoseCache`)."""
     from . import datasets
 
     kind, path = parse_dataset(dataset)
@@ -375,8 +375,8 @@ def pose_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The pose settings a run's videos are posed with: those its model will run with in
     ``classify`` (the card's ``pose`` section, from the source model when fine-tuning; the
     model's frame rate), by the one rule :meth:`actionpipe.cards.ModelCard.pose_settings`."""
-    from .card_sections import PoseSection
-    from .cards import ModelCard
+    from ..card_sections import PoseSection
+    from ..cards import ModelCard
 
     card = ModelCard(cfg.name, Path("."), {}, cfg.spec, [], "", None,
                      pose=PoseSection.from_dict(cfg.card.get("pose") or {}))

@@ -3,11 +3,11 @@
 Two kinds of data:
 
 * skeleton datasets (``penn:DIR``, ``kinetics:DIR``, ``poses:LABELS.csv``; see
-  :func:`actionpipe.trainconfig.load_dataset`): each clip is prepared exactly as in training
+  :func:`actionpipe.training.config.load_dataset`): each clip is prepared exactly as in training
   and run through :class:`actionpipe.infer.Predictor` (the card's windows, batched);
 * videos (``videos:DIR`` with one folder per class, ``videos:LABELS.csv`` with columns
   ``file,label[,group][,split]`` relative to the CSV, or a folder with a ``--labels`` CSV;
-  :mod:`actionpipe.video_dataset`): end to end through :class:`actionpipe.classify.Classifier` — pose, pack, model.
+  :mod:`actionpipe.training.video_dataset`): end to end through :class:`actionpipe.classify.Classifier` — pose, pack, model.
   ``pose_cache`` keeps each video's pose file and reuses it, so preprocessing can be compared
   without re-running the pose model.
 
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from . import console
-from .cards import ModelCard
-from .errors import ActionpipeError
+from .. import console
+from ..cards import ModelCard
+from ..errors import ActionpipeError
 
 DEFAULT_BATCH = 64  # windows per forward pass over a dataset's clips (eval, calibrate)
 
@@ -66,7 +66,7 @@ class Evaluation:
                    for i in range(len(self.labels)) if self.labels[i] not in index]
         open_set = {}
         if self.open_set_scores is not None:
-            from .openset import open_set_report
+            from ..openset import open_set_report
 
             open_set = {"open_set": dict(open_set_report(
                 self.labels, self.probabilities, self.open_set_scores,
@@ -84,9 +84,9 @@ class Evaluation:
 def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, labels: str | None = None,
                      device: str = "auto", batch_size: int = DEFAULT_BATCH) -> Evaluation:
     """A skeleton dataset, prepared as in training, through the card's Predictor."""
-    from .infer import Predictor
+    from ..infer import Predictor
     from .model_input import clip_sample
-    from .trainconfig import load_dataset
+    from .config import load_dataset
 
     clips, _ = load_dataset(dataset, split, labels, card.preprocessing, card.label_map)
     samples = [clip_sample(clip, card.preprocessing) for clip in clips]
@@ -106,7 +106,7 @@ def _open_set(predictor, predictions) -> tuple[np.ndarray | None, float | None]:
 
 def read_video_labels(source: str | Path, video_root: str | Path | None = None,
                       split: str | None = None) -> list[tuple[Path, str]]:
-    """(video, label) of a video dataset (:func:`actionpipe.video_dataset.list_videos`: a folder
+    """(video, label) of a video dataset (:func:`actionpipe.training.video_dataset.list_videos`: a folder
     of class folders, or a ``file,label[,group][,split]`` CSV whose files are relative to
     ``video_root``, default its folder), of ``split`` when given. A missing video is an error."""
     from .video_dataset import list_videos
@@ -124,8 +124,8 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
                     split: str | None = None, **classifier_options) -> Evaluation:
     """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
     so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
-    from .classify import Classifier, keep_names
-    from .posefile import PoseFile
+    from ..classify import Classifier, keep_names
+    from ..posefile import PoseFile
 
     rows = read_video_labels(labels_csv, video_root, split)
     names = keep_names([video for video, _ in rows])  # pose cache folders that never collide
@@ -196,7 +196,7 @@ def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .fileio import atomic_path
+    from ..fileio import atomic_path
 
     confusion = np.array(metrics["confusion"], dtype=float)
     rows = confusion.sum(1, keepdims=True)

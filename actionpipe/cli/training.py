@@ -1,13 +1,13 @@
-"""``actionpipe train``, ``eval`` and ``calibrate``: the click layer over :mod:`actionpipe.train`,
-:mod:`actionpipe.evaluate` and :mod:`actionpipe.calibrate` (registered on the main group in :mod:`actionpipe.cli`)."""
+"""``actionpipe train``, ``eval`` and ``calibrate``: the click layer over :mod:`actionpipe.training.train`,
+:mod:`actionpipe.training.evaluate` and :mod:`actionpipe.training.calibrate` (registered on the main group in :mod:`actionpipe.cli.main`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from . import console
-from .cli_options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
+from .. import console
+from .options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
                           pose_precision_option, speed_option)
 
 
@@ -15,7 +15,7 @@ from .cli_options import (LibraryChoice, LibraryDefault, card_from_option, devic
 
 @click.command("train")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Training config (JSON or YAML). Default: the ST-GCN paper's recipe; see actionpipe.trainconfig.")
+              help="Training config (JSON or YAML). Default: the ST-GCN paper's recipe; see actionpipe.training.config.")
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory: card.json + weights.pt (the model), checkpoint.pt, log.jsonl, config.json.")
 @click.option("--dataset", help="videos:DIR (one folder per class), videos:LABELS.csv (file,label[,group][,split]), "
@@ -44,8 +44,8 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
               sets, resume, stop_after, device, threads):
     """Train an ST-GCN on labelled videos or skeleton clips, from scratch or fine-tuning a model (--from);
     writes a model directory usable as --model."""
-    from .train import train
-    from .trainconfig import load_config, parse_override
+    from ..training.train import train
+    from ..training.config import load_config, parse_override
 
     if resume and config_path is None and (Path(run_dir) / "config.json").is_file():
         config_path = str(Path(run_dir) / "config.json")  # the run's own config, as it was saved
@@ -59,7 +59,7 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
             overrides[key] = value
     cfg = load_config(config_path, overrides)
     if not cfg.dataset and not cfg.datasets:
-        from .errors import UsageError
+        from ..errors import UsageError
         raise UsageError(None, "no dataset: pass --dataset (e.g. penn:../shared/datasets/penn_action) or set it in --config")
     out = train(cfg, run_dir, resume=resume, device=device, threads=threads, stop_after=stop_after)
     console.info(f"{out}: model written (card.json, weights.pt)")
@@ -70,7 +70,7 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @click.option("--dataset", required=True,
               help="penn:DIR, kinetics:DIR, poses:LABELS.csv (skeletons) or videos:DIR (one folder per class), "
                    "videos:LABELS.csv / a video folder with --labels (end to end: pose, pack, model).")
-@click.option("--split", type=LibraryChoice("datasets:SPLITS"), help="Dataset split (Penn: test is the benchmark).")
+@click.option("--split", type=LibraryChoice("training.datasets:SPLITS"), help="Dataset split (Penn: test is the benchmark).")
 @click.option("--labels", help="Kinetics label JSON, or the labels CSV (file,label) of a video folder.")
 @click.option("--json", "as_json", is_flag=True, help="Metrics as JSON on stdout (tables go to stderr).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG.")
@@ -85,7 +85,7 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @pose_precision_option
 @speed_option
 @device_option
-@click.option("--batch", default=LibraryDefault("evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("training.evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Windows per forward pass.")
 def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, pose_cache, imgsz, fps, pose_backend,
              pose_precision, speed, device, batch):
@@ -95,7 +95,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
 
     from rich.console import Console
 
-    from .evaluate import _pct, evaluate_dataset, evaluate_videos, plot_confusion, record_metrics, render_metrics
+    from ..training.evaluate import _pct, evaluate_dataset, evaluate_videos, plot_confusion, record_metrics, render_metrics
 
     card = card_from_option(model)
     kind, _, rest = dataset.partition(":")
@@ -113,7 +113,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
     if plot:
         plot_confusion(metrics, plot, title)
     if html_path:
-        from .cli_report import write_eval_page
+        from .report import write_eval_page
 
         write_eval_page(html_path, result, metrics, title)
     if record:
@@ -133,16 +133,16 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
 @click.option("--model", required=True, help="Model directory (or card name) whose card.json is updated.")
 @click.option("--dataset", help="Its training data: penn:DIR, kinetics:DIR or poses:LABELS.csv. "
               "Default: the dataset named in the card's training config.")
-@click.option("--method", default=LibraryDefault("calibrate:DEFAULT_METHOD"), show_default=True,
+@click.option("--method", default=LibraryDefault("training.calibrate:DEFAULT_METHOD"), show_default=True,
               type=LibraryChoice("openset:METHODS"),
               help="Open-set score (see actionpipe.openset).")
-@click.option("--views", default=LibraryDefault("calibrate:DEFAULT_VIEWS"), show_default=True, type=click.IntRange(0),
+@click.option("--views", default=LibraryDefault("training.calibrate:DEFAULT_VIEWS"), show_default=True, type=click.IntRange(0),
               help="Augmented copies of each validation clip added to the fit (training augmentation).")
-@click.option("--accept", default=LibraryDefault("calibrate:DEFAULT_ACCEPT"), show_default=True,
+@click.option("--accept", default=LibraryDefault("training.calibrate:DEFAULT_ACCEPT"), show_default=True,
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of validation clips the open-set threshold accepts.")
 @device_option
-@click.option("--batch", default=LibraryDefault("evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("training.evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Windows per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written sections (and test-split measurements) as JSON.")
 def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json):
@@ -153,8 +153,8 @@ def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json)
     """
     import json
 
-    from .calibrate import calibrate
-    from .cards import find_card
+    from ..training.calibrate import calibrate
+    from ..cards import find_card
 
     card = find_card(model)
     out = calibrate(card, dataset, method=method, accept=accept, views=views, device=device, batch_size=batch)

@@ -6,8 +6,8 @@ metres, Kinect v1 camera space, 30 fps (Chen, Jafari, Kehtarnavaz, ICIP 2015; re
 not exist (missing, as the model cards mask them), hands, feet, spine and the centre joints have
 no COCO slot. The standard cross-subject split: subjects 1, 3, 5, 7 train, 2, 4, 6, 8 test.
 
-Each clip keeps its 3-D joints (:attr:`actionpipe.datasets.Clip.points3d`): training films every
-draw through a random virtual camera (:mod:`actionpipe.virtual_camera`); its ``keypoints`` are one
+Each clip keeps its 3-D joints (:attr:`actionpipe.training.datasets.Clip.points3d`): training films every
+draw through a random virtual camera (:mod:`actionpipe.training.virtual_camera`); its ``keypoints`` are one
 fixed view (``utd:DIR`` frontal, ``utd:DIR@45`` the camera turned 45° round the person), which is
 what evaluation and validation see. Clips of one subject and action share a group, so a
 validation hold-out never sees a trial of the same subject doing the same action in training.
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import Clip, check_split, each_with_progress
-from .errors import ActionpipeError
-from .layouts import COCO17
+from ..errors import ActionpipeError
+from ..layouts import COCO17
 from .virtual_camera import IMAGE_HEIGHT, IMAGE_WIDTH, Camera, project
 
 FPS = 30.0

@@ -1,5 +1,5 @@
-"""Click options and helpers shared by the command modules (:mod:`actionpipe.cli`,
-:mod:`actionpipe.cli_video`, :mod:`actionpipe.cli_training`)."""
+"""Click options and helpers shared by the command modules (:mod:`actionpipe.cli.main`,
+:mod:`actionpipe.cli.video`, :mod:`actionpipe.cli.training`)."""
 from __future__ import annotations
 
 import importlib
@@ -47,17 +47,17 @@ class LibraryDefault:
 
 def card_from_option(model: str | None):
     """The card ``--model`` names, else the default model (a usage error when none is installed)."""
-    from .cards import default_card, find_card
+    from ..cards import default_card, find_card
 
     card = find_card(model) if model else default_card()
     if card:
         return card
-    from .errors import UsageError
+    from ..errors import UsageError
     raise UsageError(None, "no default model is installed: pass --model NAME_OR_DIR (see `actionpipe models`)")
 
 
 def _pose_options():
-    from .devices import DEFAULT_POSE_BACKEND, DEFAULT_POSE_PRECISION, POSE_BACKENDS, POSE_PRECISIONS
+    from ..devices import DEFAULT_POSE_BACKEND, DEFAULT_POSE_PRECISION, POSE_BACKENDS, POSE_PRECISIONS
 
     backend = click.option("--pose-backend", type=click.Choice(POSE_BACKENDS), default=DEFAULT_POSE_BACKEND,
                            show_default=True, help="Pose model runtime: auto (OpenVINO on the CPU, torch on "

@@ -1,4 +1,4 @@
-"""``actionpipe watch``: the click layer over :mod:`actionpipe.live` (registered in :mod:`actionpipe.cli`).
+"""``actionpipe watch``: the click layer over :mod:`actionpipe.live` (registered in :mod:`actionpipe.cli.main`).
 
 stdout: one JSON line per window, per event and a last ``summary`` line (only events with
 ``--events-only``), each written whole and flushed. stderr: a live view on a terminal (current
@@ -16,9 +16,9 @@ import time
 
 import click
 
-from . import console
-from .cli_options import LibraryDefault, device_option, model_option, pose_backend_option, pose_precision_option
-from .stream import is_live  # light: OpenCV is imported when a source opens
+from .. import console
+from .options import LibraryDefault, device_option, model_option, pose_backend_option, pose_precision_option
+from ..stream import is_live  # light: OpenCV is imported when a source opens
 
 _seconds = click.FloatRange(min=0, min_open=True)
 
@@ -41,7 +41,7 @@ def _stopped_by_signals(watch):
 
 def _emit(d: dict) -> None:
     """One JSON line, written whole and flushed at once (a reader sees whole lines only)."""
-    from .fileio import dumps
+    from ..fileio import dumps
 
     sys.stdout.write(dumps(d) + "\n")
     sys.stdout.flush()
@@ -106,11 +106,11 @@ def watch_cmd(source, model, device, window_s, stride_s, per_person, min_track_s
     video file as it plays: one JSON line per window and per event on stdout."""
     from rich.live import Live
 
-    from .api import ActionModel
-    from .cli_options import card_from_option
-    from .errors import ActionpipeError, UsageError
-    from .fileio import check_outputs
-    from .video import probe
+    from ..api import ActionModel
+    from .options import card_from_option
+    from ..errors import ActionpipeError, UsageError
+    from ..fileio import check_outputs
+    from ..video import probe
 
     if save == "-":
         raise UsageError(None, "--save needs a file name (a video cannot go to stdout here: it carries the JSON lines)")

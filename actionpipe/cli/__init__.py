@@ -1,0 +1,4 @@
+"""The click layer: ``actionpipe`` and its commands, a thin layer over the library."""
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""Training, evaluation and calibration: dataset readers, augmentation, configs, the training loop."""
