@@ -68,7 +68,8 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @click.command("eval")
 @model_option
 @click.option("--dataset", required=True,
-              help="penn:DIR, kinetics:DIR, poses:LABELS.csv (skeletons) or videos:DIR (one folder per class), "
+              help="penn:DIR, utd:DIR[@YAW], jhmdb:DIR/splitK.npz, kinetics:DIR, poses:LABELS.csv (skeletons) or "
+                   "videos:DIR (one folder per class), "
                    "videos:LABELS.csv / a video folder with --labels (end to end: pose, pack, model).")
 @click.option("--split", type=LibraryChoice("training.datasets:SPLITS"), help="Dataset split (Penn: test is the benchmark).")
 @click.option("--labels", help="Kinetics label JSON, or the labels CSV (file,label) of a video folder.")
@@ -131,8 +132,9 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
 
 @click.command("calibrate")
 @click.option("--model", required=True, help="Model directory (or card name) whose card.json is updated.")
-@click.option("--dataset", help="Its training data: penn:DIR, kinetics:DIR or poses:LABELS.csv. "
-              "Default: the dataset named in the card's training config.")
+@click.option("--dataset", help="Its training data: penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, kinetics:DIR, "
+                                "poses:LABELS.csv or videos:DIR. Default: the datasets named in the card's "
+                                "training config.")
 @click.option("--method", default=LibraryDefault("training.calibrate:DEFAULT_METHOD"), show_default=True,
               type=LibraryChoice("openset:METHODS"),
               help="Open-set score (see actionpipe.openset).")
