@@ -24,6 +24,11 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+def is_quiet() -> bool:
+    """Whether progress and information are silenced (``-q``, or :func:`silenced`)."""
+    return _quiet
+
+
 def info(message: str) -> None:
     if not _quiet:
         stderr.print(message, soft_wrap=True, markup=False)

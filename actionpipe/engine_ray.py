@@ -59,7 +59,7 @@ def import_ray():
 
 def _log_level(verbose: bool) -> int:
     """Ray's log lines: its progress with ``verbose`` (unless ``-q``), its warnings unless silenced."""
-    return logging.INFO if verbose and not console._quiet else logging.WARNING if verbose else logging.ERROR
+    return logging.INFO if verbose and not console.is_quiet() else logging.WARNING if verbose else logging.ERROR
 
 
 def connect(address: str | None = None, verbose: bool = False):

@@ -287,17 +287,17 @@ def video_report(results: list[dict[str, Any]], *, page_path: str | Path, title:
 def eval_report(metrics: dict[str, Any], names: list[str], labels: list[str], predicted: list[str | None],
                 probabilities: list[float | None], *, title: str, confusion_png: bytes | None) -> str:
     """The page for ``eval``: top-1/top-5, the confusion matrix, per-class accuracy, a row per clip."""
-    from .training.evaluate import _pct
+    from .training.evaluate import percent
 
     colours = class_colours(metrics["classes"])
-    summary = (f'<div class="card"><h2>accuracy</h2>{metrics["clips"]} clips: top-1 <b>{_pct(metrics["top1"])}</b>, '
-               f'top-5 <b>{_pct(metrics["top5"])}</b>; {metrics["unanswered"]} without an answer</div>')
+    summary = (f'<div class="card"><h2>accuracy</h2>{metrics["clips"]} clips: top-1 <b>{percent(metrics["top1"])}</b>, '
+               f'top-5 <b>{percent(metrics["top5"])}</b>; {metrics["unanswered"]} without an answer</div>')
     correct = {"right": sum(p == l for p, l in zip(predicted, labels)), "wrong": sum(p != l for p, l in zip(predicted, labels))}
     summary += _chips("clips", correct)
     per_class = "".join(
         f'<div class="bar"><span class="cls" title="{_e(c)}">{_e(c)}</span><span class="track"><span class="fill" '
         f'style="display:block;width:{100 * (v["accuracy"] or 0):.1f}%;background:{colours[c]}"></span></span>'
-        f'<span class="v">{_pct(v["accuracy"])}</span><span class="muted">{v["clips"]} clips</span></div>'
+        f'<span class="v">{percent(v["accuracy"])}</span><span class="muted">{v["clips"]} clips</span></div>'
         for c, v in metrics["per_class"].items())
     summary += f'<div class="card" style="min-width:360px"><h2>per-class accuracy</h2>{per_class}</div>'
     after = (f'<div class="card"><h2>confusion matrix</h2><img class="confusion" alt="confusion matrix" '

@@ -96,7 +96,8 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
 
     from rich.console import Console
 
-    from ..training.evaluate import _pct, evaluate_dataset, evaluate_videos, plot_confusion, record_metrics, render_metrics
+    from ..training.evaluate import (evaluate_dataset, evaluate_videos, percent, plot_confusion, record_metrics,
+                                      render_metrics)
 
     card = card_from_option(model)
     kind, _, rest = dataset.partition(":")
@@ -110,7 +111,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
         result = evaluate_dataset(card, dataset, split, labels, device, batch)
     metrics = result.metrics()
     render_metrics(metrics, console.stderr if as_json else Console())
-    title = f"{card.name} on {dataset}{' ' + split if split else ''}: top-1 {_pct(metrics['top1'])}"
+    title = f"{card.name} on {dataset}{' ' + split if split else ''}: top-1 {percent(metrics['top1'])}"
     if plot:
         plot_confusion(metrics, plot, title)
     if html_path:

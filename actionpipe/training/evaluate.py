@@ -157,13 +157,13 @@ def render_metrics(metrics: dict[str, Any], console_out) -> None:
     from rich.table import Table
 
     classes = metrics["classes"]
-    summary = Table(title=f"{metrics['clips']} clips: top-1 {_pct(metrics['top1'])}, top-5 {_pct(metrics['top5'])}",
+    summary = Table(title=f"{metrics['clips']} clips: top-1 {percent(metrics['top1'])}, top-5 {percent(metrics['top5'])}",
                     show_edge=False)
     for col in ("#", "class", "clips", "accuracy"):
         summary.add_column(col, justify="right" if col != "class" else "left")
     for i, c in enumerate(classes):
         pc = metrics["per_class"][c]
-        summary.add_row(str(i), c, str(pc["clips"]), _pct(pc["accuracy"]))
+        summary.add_row(str(i), c, str(pc["clips"]), percent(pc["accuracy"]))
     console_out.print(summary)
     confusion = np.array(metrics["confusion"])
     table = Table(title="confusion (rows: true class #, columns: predicted class #)", show_edge=False, padding=(0, 1))
@@ -177,16 +177,17 @@ def render_metrics(metrics: dict[str, Any], console_out) -> None:
     if "open_set" in metrics:
         o = metrics["open_set"]
         auroc = "-" if o["auroc"] is None else f"{o['auroc']:.3f}"
-        console_out.print(f"open set (threshold {o['threshold']}): known-class accuracy {_pct(o['accuracy'])} "
-                          f"without rejection, {_pct(o['accuracy_with_rejection'])} with; known clips rejected "
-                          f"{_pct(o['known_rejection_rate'])}; 'other' clips rejected {_pct(o['other_rejection_rate'])} "
-                          f"of {o['other_clips']}; ROC AUC {auroc}; honest rate {_pct(o['honest_rate'])}", markup=False)
+        console_out.print(f"open set (threshold {o['threshold']}): known-class accuracy {percent(o['accuracy'])} "
+                          f"without rejection, {percent(o['accuracy_with_rejection'])} with; known clips rejected "
+                          f"{percent(o['known_rejection_rate'])}; 'other' clips rejected {percent(o['other_rejection_rate'])} "
+                          f"of {o['other_clips']}; ROC AUC {auroc}; honest rate {percent(o['honest_rate'])}", markup=False)
     for u in metrics["unknown_labels"]:
         console_out.print(f"not a model class: {u['name']} ({u['label']}) -> {u['predicted']} {u['probability']:.2f}",
                           markup=False)
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A share as the reports print it (``"95.4%"``; ``"-"`` when there is none)."""
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
@@ -212,7 +213,7 @@ def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "") -
                 color="white" if share[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title or f"top-1 {_pct(metrics['top1'])} on {metrics['clips']} clips", fontsize=10)
+    ax.set_title(title or f"top-1 {percent(metrics['top1'])} on {metrics['clips']} clips", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     with atomic_path(path) as tmp:
