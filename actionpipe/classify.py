@@ -49,8 +49,6 @@ from .pack import pack_people, pack_track
 from .report import DEFAULT_TOP_K, ranked, top_k
 from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
 from .timeline import Timeline
-from .prefetch import decode_ahead, decode_serial
-from .video import expected_frame_count, output_fps
 
 DEFAULT_MIN_TRACK_S = 1.0
 MIN_PERSON_S = 0.5
@@ -265,20 +263,24 @@ class Classifier:
     def poses(self, videos: Sequence[str | Path]) -> Iterator[tuple[Path, Any, float]]:
         """Per video: (path, its PoseFile or the ActionpipeError it raised, when its work started),
         decoded ahead with ``prefetch``; the pose runs at the model's rate (or ``speed``'s)."""
-        decode = decode_ahead if self.prefetch else decode_serial
         # fast: pose on every second frame, the others interpolated (no model rate: every frame).
         pose_fps = self.fps / SPEEDS[self.speed] if self.fps else None
-        for video, info, frames in decode([Path(v) for v in videos], pose_fps, self.pose.imgsz):
-            start = time.perf_counter()
-            try:
-                if isinstance(info, BaseException):
-                    raise info
-                pose = self.pose.estimate(frames, width=info.width, height=info.height,
-                                          fps=output_fps(info, pose_fps), source=info.to_dict(),
-                                          total=expected_frame_count(info, pose_fps))
-                yield video, interpolate_pose(pose, output_fps(info, self.fps)), start
-            except ActionpipeError as exc:
-                yield video, exc, start
+        for video, pose, start in self.pose.estimate_videos(videos, fps=pose_fps, ahead=self.prefetch):
+            if self.fps and not isinstance(pose, ActionpipeError):
+                pose = interpolate_pose(pose, min(self.fps, pose.source["fps"]))
+            yield video, pose, start
+
+    def made_here(self, pose) -> bool:
+        """Whether ``pose`` is what :meth:`poses` would make of its video: same pose model settings
+        (backend, input size, threshold, precision), rate and speed (interpolated or not)."""
+        own = self.pose.backend()
+        pose_fps = self.fps / SPEEDS[self.speed] if self.fps else None
+        source_fps = pose.source.get("fps") or pose.fps
+        expected_fps = min(self.fps, source_fps) if self.fps else source_fps
+        posed_at = pose.backend.get("interpolated_from_fps", pose.fps)
+        return (all(pose.backend.get(key) == own.get(key) for key in ("name", "model", "imgsz", "conf", "precision"))
+                and abs(pose.fps - expected_fps) < 1e-6
+                and abs(posed_at - (min(pose_fps, source_fps) if pose_fps else source_fps)) < 1e-6)
 
     def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool,
                       names: list[str] | None = None) -> Iterator[VideoResult]:

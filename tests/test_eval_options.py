@@ -30,3 +30,16 @@ def test_eval_runs_the_pose_options_it_is_given(short_clip, tmp_path, run_cli):
     # OpenVINO at fp32 on every second frame (7.5 fps), interpolated to the model's 15 fps.
     assert backend["name"] == "openvino" and backend["precision"] == "fp32"
     assert backend["interpolated_from_fps"] == 7.5
+
+    # A cached pose made with other settings is not reused: the default speed poses every frame again.
+    again = run_cli("eval", "--model", card.directory, "--dataset", short_clip.parent, "--labels", labels,
+                    "--pose-cache", cache, "--imgsz", "320", "--fps", "15", "--device", "cpu", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert "made with other pose settings" in again.stderr
+    assert "interpolated_from_fps" not in json.loads((cache / short_clip.stem / "pose.json").read_text())["backend"]
+    # ... and one made with the same settings is.
+    third = run_cli("eval", "--model", card.directory, "--dataset", short_clip.parent, "--labels", labels,
+                    "--pose-cache", cache, "--imgsz", "320", "--fps", "15", "--device", "cpu", "--json")
+    assert third.exit_code == 0, third.stderr
+    assert "made with other pose settings" not in third.stderr
+    assert json.loads(third.stdout)["top1"] == json.loads(again.stdout)["top1"]

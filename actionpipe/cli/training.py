@@ -79,7 +79,7 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
               help="Write one self-contained HTML page: accuracy, confusion matrix, per-class accuracy, a row per clip.")
 @click.option("--record", is_flag=True, help="Add the result (with this command line) to the model's card.json.")
 @click.option("--pose-cache", type=click.Path(file_okay=False),
-              help="Videos: keep each video's pose.json here and reuse it on the next run.")
+              help="Videos: keep each video's pose.json here and reuse it on the next run (posed again when made with other pose settings).")
 @click.option("--imgsz", type=click.IntRange(32), help="Videos: pose model input size (default: the card's).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Videos: pose frame rate (default: the card's).")
 @pose_backend_option

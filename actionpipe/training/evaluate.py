@@ -119,13 +119,29 @@ def read_video_labels(source: str | Path, video_root: str | Path | None = None,
     return rows
 
 
+def _cached_pose(classifier, path: Path):
+    """The pose file a former run kept at ``path``, if it was made with ``classifier``'s settings."""
+    from ..posefile import PoseFile
+
+    if not path.is_file():
+        return None
+    try:
+        pose = PoseFile.load(path)
+    except ActionpipeError as exc:
+        console.warn(f"{exc}; posing that video again")
+        return None
+    if not classifier.made_here(pose):
+        console.warn(f"{path}: made with other pose settings; posing that video again")
+        return None
+    return pose
+
+
 def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto",
                     pose_cache: str | Path | None = None, video_root: str | Path | None = None,
                     split: str | None = None, **classifier_options) -> Evaluation:
     """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
     so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
     from ..classify import Classifier, keep_names
-    from ..posefile import PoseFile
 
     rows = read_video_labels(labels_csv, video_root, split)
     names = keep_names([video for video, _ in rows])  # pose cache folders that never collide
@@ -137,9 +153,9 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
     with console.progress() as bar:
         task = bar.add_task("videos", total=len(rows))
         for i, (video, _) in enumerate(rows):
-            cached = Path(pose_cache) / names[i] / "pose.json" if pose_cache else None
-            if cached is not None and cached.is_file():
-                result = classifier.classify_pose(PoseFile.load(cached), video)
+            cached = _cached_pose(classifier, Path(pose_cache) / names[i] / "pose.json") if pose_cache else None
+            if cached is not None:
+                result = classifier.classify_pose(cached, video)
             else:
                 result = classifier.classify(video, keep_dir=pose_cache, keep_name=names[i])
             if result.prediction is not None:
