@@ -60,6 +60,18 @@ def test_help_quotes_the_librarys_defaults(run_cli):
     assert f"(default {DEFAULT_FPS:g})" in convert
 
 
+def test_no_help_text_is_left_with_a_placeholder(run_cli):
+    for name in main.commands:
+        text = run_cli(name, "--help").stdout
+        assert not re.search(r"\{[a-z_.]+:[A-Z_0-9]+", text), f"{name} --help: {text}"
+
+
+def test_no_help_text_quotes_a_default_number_of_its_own():
+    for path in CLI_MODULES:
+        quoted = re.findall(r"[Dd]efault:? \d[\d.]*", path.read_text())
+        assert not quoted, f"{path.name}: {quoted} (quote the library's constant: LibraryTextOption)"
+
+
 def test_importing_the_cli_loads_neither_numpy_nor_opencv():
     code = ("import sys; from actionpipe.cli.main import main; "
             "print([m for m in ('numpy', 'cv2', 'torch') if m in sys.modules])")

@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from .. import __version__, console
-from .options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option,
-                          pose_backend_option, pose_precision_option)
+from .options import (LibraryChoice, LibraryDefault, LibraryTextOption, card_from_option, device_option,
+                      model_option, pose_backend_option, pose_precision_option)
 from .report import with_report_options
 from .training import calibrate_cmd, eval_cmd, train_cmd
 from .live import watch_cmd
@@ -100,7 +100,7 @@ def _pose_inputs(input_path: str) -> list[Path]:
 @click.option("--end", type=_fps_type, help="End time in seconds (exclusive). Default: the end of the video.")
 @click.option("--format", "image_format", default=LibraryDefault("extract:DEFAULT_IMAGE_FORMAT"), show_default=True,
               type=LibraryChoice("extract:IMAGE_FORMATS"))
-@click.option("--quality", type=click.IntRange(1, 100), help="JPEG quality. Default: 95.")
+@click.option("--quality", type=click.IntRange(1, 100), cls=LibraryTextOption, help="JPEG quality. Default: {extract:DEFAULT_JPEG_QUALITY}.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def extract_cmd(video, output, fps, max_side, start, end, image_format, quality, as_json):
     """Decode a video into numbered images plus frames.json (for `pose` or any other tool)."""
@@ -126,9 +126,10 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 @click.option("--weights-sha256", help="Expected SHA-256 of --weights. Default: that of yolo11n-pose.")
 @click.option("--model", help="Take the pose settings (imgsz, conf, fps, precision) from this model card "
               "(name or directory), as `classify` does; flags override.")
-@click.option("--imgsz", type=click.IntRange(32), show_default="320, or the --model card's",
+@click.option("--imgsz", type=click.IntRange(32), cls=LibraryTextOption, show_default="{pose:DEFAULT_IMGSZ}, or the --model card's",
               help="Model input size (640 is slower and more accurate).")
-@click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), show_default="0.25, or the --model card's",
+@click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), cls=LibraryTextOption,
+              show_default="{pose:DEFAULT_CONF}, or the --model card's",
               help="Minimum person detection score.")
 @click.option("--batch", default=LibraryDefault("pose:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Frames per model call.")
@@ -311,9 +312,12 @@ def models_cmd(as_json):
               help="Output skeleton, mapped by joint name. Default: the input's with --to pose, else openpose18.")
 @click.option("--input-layout", type=LibraryChoice("convert:INPUT_LAYOUTS"),
               help="Skeleton of OpenPose/Kinetics input. Default: from the keypoint count (18, 25, 17).")
-@click.option("--width", type=click.IntRange(1), help="Frame width in pixels (OpenPose input needs it; Kinetics default 340).")
-@click.option("--height", type=click.IntRange(1), help="Frame height in pixels (OpenPose input needs it; Kinetics default 256).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate of OpenPose/Kinetics input (default 30).")
+@click.option("--width", type=click.IntRange(1), cls=LibraryTextOption,
+              help="Frame width in pixels (OpenPose input needs it; Kinetics default {convert:KINETICS_SIZE[0]}).")
+@click.option("--height", type=click.IntRange(1), cls=LibraryTextOption,
+              help="Frame height in pixels (OpenPose input needs it; Kinetics default {convert:KINETICS_SIZE[1]}).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), cls=LibraryTextOption,
+              help="Frame rate of OpenPose/Kinetics input (default {convert:DEFAULT_FPS:g}).")
 @click.option("--video", type=click.Path(dir_okay=False, path_type=str), help="Take width, height and fps from this source video (--fps wins: give it when the pose data skipped frames).")
 @click.option("--label", help="Kinetics output: class name (default: the input's, else 'unknown').")
 @click.option("--label-index", type=int, help="Kinetics output: class index (default: the input's, else -1).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 import click
 
@@ -16,6 +17,35 @@ def library_constant(where: str):
     """The library constant ``"module:NAME"`` names (``"pack:RANKINGS"``: ``actionpipe.pack.RANKINGS``)."""
     module, name = where.split(":")
     return getattr(importlib.import_module(f"actionpipe.{module}"), name)
+
+
+_LIBRARY_VALUE = re.compile(r"\{([a-z_.]+:[A-Z_0-9]+)(?:\[(\d+)\])?(?::([^}]*))?\}")
+
+
+def fill_library_values(text: str) -> str:
+    """``text`` with each ``{module:NAME}`` (or ``{module:NAME[i]}``, ``{module:NAME:format}``)
+    replaced by that library constant's value."""
+    def value(match: re.Match) -> str:
+        found = library_constant(match[1])
+        if match[2] is not None:
+            found = found[int(match[2])]
+        return format(found, match[3] or "")
+    return _LIBRARY_VALUE.sub(value, text)
+
+
+class LibraryTextOption(click.Option):
+    """An option whose ``help`` and ``show_default`` text quote library constants as ``{module:NAME}``
+    placeholders, filled in when ``--help`` is shown: the number has one place, the library."""
+
+    def get_help_record(self, ctx: click.Context):
+        saved = self.help, self.show_default
+        self.help = fill_library_values(self.help) if self.help else self.help
+        if isinstance(self.show_default, str):
+            self.show_default = fill_library_values(self.show_default)
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help, self.show_default = saved
 
 
 class LibraryChoice(click.Choice):
