@@ -273,7 +273,7 @@ class ActionModel:
         sample = pack_people(data, self.card.preprocessing) if isinstance(data, PoseFile) else data
         self.classifier.configure(window_s=window, stride_s=stride, aggregate=aggregate)
         with console.silenced(not self.verbose):
-            ((prediction, _),) = self.classifier.predict_samples([sample], source)
+            ((prediction, _),) = self.classifier.predict_samples([sample], [source])
         return prediction
 
     def watch(self, source: str | int | os.PathLike, **options):

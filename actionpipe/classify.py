@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -46,111 +46,13 @@ from .fileio import write_json
 from .aggregates import AGGREGATES
 from .infer import DEFAULT_BATCH, Prediction, Predictor, prediction_item, scores_document
 from .pack import pack_people, pack_track
-from .report import DEFAULT_TOP_K, ranked, top_k
+from .results import ANSWERS, PersonResult, VideoResult  # noqa: F401 (ANSWERS: classify's statuses)
 from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
 from .timeline import Timeline
 
 DEFAULT_MIN_TRACK_S = 1.0
 MIN_PERSON_S = 0.5
 MIN_KEYPOINT_CONFIDENCE = 0.2
-ANSWERS = ("ok", "unknown", "no_person", "too_short", "low_confidence")  # statuses that are results
-
-
-def _top_dict(prediction: Prediction, classes: list[str], k: int, threshold: float | None = None) -> dict[str, Any]:
-    """label/probability/top, or for a rejected clip label null and the ``closest`` class; open_set."""
-    d: dict[str, Any] = ranked(prediction.probabilities, classes, k)
-    if prediction.rejected:
-        d = {"label": None, "probability": None,
-             "closest": {"class": d["label"], "probability": d["probability"]}, "top": d["top"]}
-    if prediction.open_set_score is not None:
-        d["open_set"] = {"score": round(prediction.open_set_score, 4),
-                         "threshold": None if threshold is None else round(threshold, 4),
-                         "rejected": prediction.rejected}
-    return d
-
-
-@dataclass
-class PersonResult:
-    """One tracked person classified on its own track; ``box``: median x1, y1, x2, y2 in pixels."""
-
-    track_id: int
-    start_s: float
-    end_s: float
-    frames: int
-    box: list[float]
-    prediction: Prediction
-    timeline: Timeline | None = None
-
-    def __repr__(self) -> str:
-        return f"PersonResult(track_id={self.track_id}, {self.start_s:.1f}–{self.end_s:.1f} s, {self.frames} frames)"
-
-    def to_dict(self, classes: list[str], k: int = DEFAULT_TOP_K, threshold: float | None = None) -> dict[str, Any]:
-        d = {"track_id": self.track_id, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-             "frames": self.frames, "box": [round(v, 1) for v in self.box],
-             **_top_dict(self.prediction, classes, k, threshold)}
-        if self.timeline is not None:
-            d["timeline"] = self.timeline.to_dict(k)
-        return d
-
-
-@dataclass
-class VideoResult:
-    """What ``classify`` says about one video. ``status``: one of :data:`ANSWERS`, or error."""
-
-    video: str
-    status: str
-    classes: list[str]
-    prediction: Prediction | None = None
-    error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-    timeline: Timeline | None = None
-    people: list[PersonResult] | None = None  # None: not asked for (--per-person)
-    threshold: float | None = None            # the card's open-set threshold, if it has one
-
-    @property
-    def ok(self) -> bool:
-        return self.status != "error"
-
-    def __repr__(self) -> str:
-        said = self.label or self.error or ""
-        if self.label:
-            said += f" {float(self.prediction.probabilities.max()):.2f}"
-        return f"VideoResult({self.video!r}, {self.status!r}{', ' + said if said else ''})"
-
-    @property
-    def label(self) -> str | None:
-        """The class, or None when there is none to report (rejected as unknown, no person, ...)."""
-        if self.prediction is None or self.prediction.rejected:
-            return None
-        return top_k(self.prediction.probabilities, self.classes, 1)[0][0]
-
-    def to_dict(self, k: int = DEFAULT_TOP_K) -> dict[str, Any]:
-        """JSON-ready: video, status, label, probability (or closest), top-k, open_set, timeline, people."""
-        d: dict[str, Any] = {"video": self.video, "status": self.status}
-        if self.prediction is not None:
-            d.update(_top_dict(self.prediction, self.classes, k, self.threshold))
-        if self.error:
-            d["error"] = self.error
-        d.update(self.info)
-        if self.timeline is not None:
-            d["timeline"] = self.timeline.to_dict(k)
-        if self.people is not None:
-            d["per_person"] = [p.to_dict(self.classes, k, self.threshold) for p in self.people]
-        return d
-
-    def summary_lines(self) -> list[str]:
-        """Human lines for the timeline segments and the people (empty when neither was asked for)."""
-        lines = []
-        if self.timeline is not None:
-            lines.append("segments:")
-            lines += [f"  {s}" for s in self.timeline.segments()]
-        for p in self.people or []:
-            label, prob = top_k(p.prediction.probabilities, self.classes, 1)[0]
-            box = ",".join(f"{v:.0f}" for v in p.box)
-            said = f"unknown (closest {label} {prob:.2f})" if p.prediction.rejected else f"{label} {prob:.2f}"
-            lines.append(f"person {p.track_id}: {p.start_s:.1f}–{p.end_s:.1f} s, box {box}: {said}")
-            lines += [f"  {s}" for s in (p.timeline.segments() if p.timeline else [])]
-        return lines
 
 
 def describe_tracks(pose) -> dict[int, dict[str, Any]]:
@@ -188,6 +90,17 @@ def covered_seconds(pose) -> float:
     if isinstance(source_fps, (int, float)) and source_fps > 0 and isinstance(source_frames, int) and source_frames > 0:
         duration = min(duration, source_frames / source_fps)
     return duration
+
+
+@dataclass
+class _Packed:
+    """A video packed for the model: its samples (the whole clip, then each track's)."""
+
+    video: str
+    info: dict[str, Any]
+    samples: list
+    tracks: dict[int, dict[str, Any]]
+    keep: Path | None
 
 
 class Classifier:
@@ -300,6 +213,26 @@ class Classifier:
     def classify_pose(self, pose, video: str | Path, keep_dir: str | Path | None = None,
                       keep_name: str | None = None) -> VideoResult:
         """Classify a video whose pose file is already known (what :meth:`classify` does after pose)."""
+        return self.classify_poses([(pose, video, keep_name)], keep_dir)[0]
+
+    def classify_poses(self, posed: Sequence[tuple[Any, str | Path, str | None]],
+                       keep_dir: str | Path | None = None) -> list[VideoResult]:
+        """:meth:`classify_pose` of each ``(pose, video, keep_name)``, the windows of all of them in
+        shared ST-GCN batches (one pass per sample rate: windows are cut in frames)."""
+        prepared = [self._pack(pose, video, keep_dir, name) for pose, video, name in posed]
+        pending = [job for job in prepared if isinstance(job, _Packed)]
+        outputs: dict[int, list] = {}
+        for fps in dict.fromkeys(float(job.samples[0].meta["fps"]) for job in pending):
+            jobs = [job for job in pending if float(job.samples[0].meta["fps"]) == fps]
+            predicted = iter(self.predict_samples([s for job in jobs for s in job.samples],
+                                                  [job.video for job in jobs for _ in job.samples]))
+            for job in jobs:
+                outputs[id(job)] = [next(predicted) for _ in job.samples]
+        return [job if isinstance(job, VideoResult) else self._result(job, outputs[id(job)]) for job in prepared]
+
+    def _pack(self, pose, video: str | Path, keep_dir: str | Path | None, keep_name: str | None):
+        """The video's samples (whole clip, then each person's track) ready for the model, or the
+        :class:`VideoResult` of a video that has nothing to classify."""
         spec = self.card.preprocessing
         sample = pack_people(pose, spec)
         info = {"frames": pose.num_frames, "duration_s": round(covered_seconds(pose), 3),
@@ -318,16 +251,18 @@ class Classifier:
                                people=[] if self.per_person else None)
         tracks = {t: d for t, d in describe_tracks(pose).items()
                   if d["frames"] / pose.fps >= self.min_track_s} if self.per_person else {}
-        samples = [sample] + [pack_track(pose, spec, t) for t in tracks]
-        (prediction, clip_timeline), *per_track = self.predict_samples(samples, video)
-        result = VideoResult(str(video), "unknown" if prediction.rejected else "ok", self.card.classes, prediction,
-                             info=info, timeline=clip_timeline,
+        return _Packed(str(video), info, [sample] + [pack_track(pose, spec, t) for t in tracks], tracks, keep)
+
+    def _result(self, job: "_Packed", predicted: list[tuple[Prediction, Timeline | None]]) -> VideoResult:
+        (prediction, clip_timeline), *per_track = predicted
+        result = VideoResult(job.video, "unknown" if prediction.rejected else "ok", self.card.classes, prediction,
+                             info=job.info, timeline=clip_timeline,
                              threshold=self.predictor.open_set.threshold if self.predictor.open_set else None)
         if self.per_person:
             result.people = [PersonResult(int(t), d["start_s"], d["end_s"], d["frames"], d["box"], pred, tl)
-                             for (t, d), (pred, tl) in zip(tracks.items(), per_track)]
-        if keep is not None:
-            write_json(keep / "scores.json", scores_document(self.card, [prediction_item(str(video), prediction)]))
+                             for (t, d), (pred, tl) in zip(job.tracks.items(), per_track)]
+        if job.keep is not None:
+            write_json(job.keep / "scores.json", scores_document(self.card, [prediction_item(job.video, prediction)]))
         return result
 
     def _degenerate(self, sample, info: dict[str, Any]) -> str | None:
@@ -349,15 +284,16 @@ class Classifier:
             return "low_confidence"
         return None
 
-    def predict_samples(self, samples, video) -> list[tuple[Prediction, Timeline | None]]:
-        """One batched pass over every window of every sample; aggregate and build timelines."""
+    def predict_samples(self, samples, sources) -> list[tuple[Prediction, Timeline | None]]:
+        """One batched pass over every window of every sample (all at one rate; ``sources``: what
+        each came from, for messages); aggregate and build timelines."""
         sample_fps = float(samples[0].meta["fps"])
         window = stride = None
         if self.window_s:
             # The Predictor cuts windows in frames; the timeline's seconds depend on this video's rate.
             window, stride = max(1, round(self.window_s * sample_fps)), max(1, round(self.stride_s * sample_fps))
         out = []
-        for pred in self.predictor.predict(samples, [video] * len(samples), window, stride):
+        for pred in self.predictor.predict(samples, sources, window, stride):
             if self.aggregate is not None:  # None keeps the card's own rule, which the Predictor applied
                 pred = replace(pred, probabilities=self.predictor.combine(pred.window_logits, pred.window_motion,
                                                                           self.aggregate))

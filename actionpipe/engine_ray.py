@@ -8,8 +8,8 @@
                            share when the cluster has)   actors, 1:1 with GPUs)
 
 Each stage runs the single-process code itself (:meth:`ActionModel.pose
-<actionpipe.api.ActionModel.pose>`, then :meth:`Classifier.classify_pose
-<actionpipe.classify.Classifier.classify_pose>` with the same settings and keep names), so a video
+<actionpipe.api.ActionModel.pose>`, then :meth:`Classifier.classify_poses
+<actionpipe.classify.Classifier.classify_poses>` with the same settings and keep names), so a video
 gets the same result whichever engine runs it. A video that fails is an ``error`` result, never a
 failed job. Ray restarts a dead actor and retries its task (up to :data:`MAX_TASK_RETRIES` times);
 the driver yields each input position once, so a retried task never doubles a line.
@@ -44,6 +44,9 @@ POSE_CPUS = 2             # cores per pose actor on a CPU cluster: its decode th
 CLASSIFY_SHARE = 16
 POSE_MEMORY = 2 * 2**30   # reserved per pose actor (measured: 1.6 GB resident, torch + OpenVINO + a video)
 CLASSIFY_MEMORY = 2**30   # reserved per classify actor (measured: 1.0 GB resident)
+# Posed videos per classify call: their windows share ST-GCN batches (Ray bundles up to this many;
+# the last bundle of a run is smaller).
+CLASSIFY_BATCH = 8
 FAULT_FILE_ENV = "ACTIONPIPE_RAY_FAULT_FILE"  # fault injection for tests: see _inject_fault
 
 
@@ -226,7 +229,9 @@ class PoseStage:
 
 
 class ClassifyStage:
-    """Pack + ST-GCN + statuses of posed videos; yields pickled :class:`VideoResult` objects."""
+    """Pack + ST-GCN + statuses of up to :data:`CLASSIFY_BATCH` posed videos per call, their windows
+    batched together (:meth:`~actionpipe.classify.Classifier.classify_poses`); yields pickled
+    :class:`VideoResult` objects."""
 
     def __init__(self, card, settings: dict[str, Any], analysis: dict[str, Any], keep_dir: str | None, cwd: str):
         from .api import ActionModel
@@ -239,22 +244,29 @@ class ClassifyStage:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from .classify import VideoResult
 
-        results = []
-        for video, pose, error, pose_s, name in zip(batch["video"], batch["pose"], batch["error"],
-                                                    batch["pose_s"], batch["keep_name"]):
-            video, start = str(video), time.perf_counter()
-            if not error:
-                try:
-                    with console.silenced():
-                        result = self.model.classifier.classify_pose(pickle.loads(pose), video, self.keep_dir,
-                                                                     str(name))
-                except Exception as exc:
-                    error = _problem(video, exc)
-            if error:
-                result = VideoResult(video, "error", self.model.classes, error=str(error))
-            result.info["seconds"] = round(float(pose_s) + time.perf_counter() - start, 3)
-            results.append(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-        return {"index": batch["index"], "result": results}
+        videos, errors = [str(v) for v in batch["video"]], [str(e) for e in batch["error"]]
+        start = time.perf_counter()
+        posed: dict[int, tuple] = {}
+        for i, (pose, name) in enumerate(zip(batch["pose"], batch["keep_name"])):
+            if not errors[i]:
+                posed[i] = (pickle.loads(pose), videos[i], str(name))
+        results: dict[int, Any] = {}
+        with console.silenced():
+            try:  # the windows of all these videos in shared ST-GCN batches
+                results = dict(zip(posed, self.model.classifier.classify_poses(list(posed.values()), self.keep_dir)))
+            except Exception:  # one video failed the batch: each on its own, so only it is an error
+                for i, (pose, video, name) in posed.items():
+                    try:
+                        results[i] = self.model.classifier.classify_pose(pose, video, self.keep_dir, name)
+                    except Exception as exc:
+                        errors[i] = _problem(video, exc)
+        share = (time.perf_counter() - start) / len(videos)
+        out = []
+        for i, video in enumerate(videos):
+            result = results[i] if i in results else VideoResult(video, "error", self.model.classes, error=errors[i])
+            result.info["seconds"] = round(float(batch["pose_s"][i]) + share, 3)
+            out.append(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        return {"index": batch["index"], "result": out}
 
 
 def _pipeline(ray, rows: list[dict], plan: StagePlan, card, settings: dict[str, Any], analysis: dict[str, Any],
@@ -274,7 +286,7 @@ def _pipeline(ray, rows: list[dict], plan: StagePlan, card, settings: dict[str, 
             num_cpus=plan.pose_cpus, num_gpus=plan.pose_gpus or None, memory=POSE_MEMORY, **retries)
         # The ST-GCN stage runs on the CPU (a small share of the work; GPUs go to the pose actors).
         return dataset.map_batches(
-            ClassifyStage, batch_size=1, compute=ray.data.ActorPoolStrategy(size=plan.classify_workers),
+            ClassifyStage, batch_size=CLASSIFY_BATCH, compute=ray.data.ActorPoolStrategy(size=plan.classify_workers),
             fn_constructor_kwargs={"card": card, "settings": dict(settings, device="cpu"), "analysis": analysis,
                                    "keep_dir": None if keep_dir is None else str(keep_dir), "cwd": os.getcwd()},
             num_cpus=plan.classify_cpus, memory=CLASSIFY_MEMORY, **retries)

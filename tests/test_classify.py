@@ -253,3 +253,23 @@ def test_keep_names_do_not_collide_across_class_folders(tmp_path):
     assert keep_names([tmp_path / "a.mp4", tmp_path / "b.mp4"]) == ["a", "b"]
     names = keep_names([tmp_path / "jump" / "001.mp4", tmp_path / "run" / "001.mp4"])
     assert names == ["jump/001", "run/001"]
+
+
+def test_classifying_posed_videos_together_gives_each_its_own_answer(timeline_run):
+    """classify_poses (Ray's classify actors) batches the windows of many videos: each video's
+    result is the one classify_pose gives it alone, statuses included."""
+    from dataclasses import replace
+
+    classifier, _, pose = timeline_run
+    half = replace(pose, frames=pose.frames[: len(pose.frames) // 2])
+    nobody = replace(pose, frames=[replace(f, people=[]) for f in pose.frames])
+    posed = [(pose, "a.mp4", None), (nobody, "b.mp4", None), (half, "c.mp4", None)]
+    together = classifier.classify_poses(posed)
+    alone = [classifier.classify_pose(p, video) for p, video, _ in posed]
+    assert [r.status for r in together] == ["ok", "no_person", "ok"]
+    for t, a in zip(together, alone):
+        assert t.video == a.video and t.status == a.status and t.label == a.label
+        if a.prediction is not None:
+            assert np.allclose(t.prediction.probabilities, a.prediction.probabilities, atol=1e-6)
+            assert np.allclose(t.timeline.probabilities, a.timeline.probabilities, atol=1e-6)
+            assert [p.track_id for p in t.people] == [p.track_id for p in a.people]
