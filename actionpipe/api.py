@@ -272,8 +272,10 @@ class ActionModel:
             data = Sample.load(data) if Path(data).suffix == ".npz" else PoseFile.load(data)
         sample = pack_people(data, self.card.preprocessing) if isinstance(data, PoseFile) else data
         self.classifier.configure(window_s=window, stride_s=stride, aggregate=aggregate)
+        # A pose's windows are packed each on its own, as classify packs them; a sample's are cut from it.
+        windows = self.classifier.pack_windows(data, [sample], []) if window and isinstance(data, PoseFile) else None
         with console.silenced(not self.verbose):
-            ((prediction, _),) = self.classifier.predict_samples([sample], [source])
+            ((prediction, _),) = self.classifier.predict_samples([sample], [source], windows)
         return prediction
 
     def watch(self, source: str | int | os.PathLike, **options):

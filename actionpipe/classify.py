@@ -44,7 +44,7 @@ from .devices import DEFAULT_POSE_BACKEND
 from .errors import ActionpipeError
 from .fileio import write_json
 from .aggregates import AGGREGATES
-from .infer import DEFAULT_BATCH, Prediction, Predictor, prediction_item, scores_document
+from .infer import DEFAULT_BATCH, Prediction, Predictor, prediction_item, scores_document, window_starts
 from .pack import pack_people, pack_track
 from .results import ANSWERS, PersonResult, VideoResult  # noqa: F401 (ANSWERS: classify's statuses)
 from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
@@ -101,6 +101,15 @@ class _Packed:
     samples: list
     tracks: dict[int, dict[str, Any]]
     keep: Path | None
+    windows: list | None = None  # with --window: per sample, each window packed on its own
+
+
+def _first_frames(sample, frames: int):
+    """``sample`` cut to its first ``frames`` frames (a window packed at another rate may get one more)."""
+    if len(sample.frame_indices) <= frames:
+        return sample
+    return replace(sample, data=sample.data[:, :, :frames], frame_indices=sample.frame_indices[:frames],
+                   times=sample.times[:frames])
 
 
 class Classifier:
@@ -224,8 +233,9 @@ class Classifier:
         outputs: dict[int, list] = {}
         for fps in dict.fromkeys(float(job.samples[0].meta["fps"]) for job in pending):
             jobs = [job for job in pending if float(job.samples[0].meta["fps"]) == fps]
+            windows = None if self.window_s is None else [w for job in jobs for w in job.windows]
             predicted = iter(self.predict_samples([s for job in jobs for s in job.samples],
-                                                  [job.video for job in jobs for _ in job.samples]))
+                                                  [job.video for job in jobs for _ in job.samples], windows))
             for job in jobs:
                 outputs[id(job)] = [next(predicted) for _ in job.samples]
         return [job if isinstance(job, VideoResult) else self._result(job, outputs[id(job)]) for job in prepared]
@@ -251,7 +261,35 @@ class Classifier:
                                people=[] if self.per_person else None)
         tracks = {t: d for t, d in describe_tracks(pose).items()
                   if d["frames"] / pose.fps >= self.min_track_s} if self.per_person else {}
-        return _Packed(str(video), info, [sample] + [pack_track(pose, spec, t) for t in tracks], tracks, keep)
+        samples = [sample] + [pack_track(pose, spec, t) for t in tracks]
+        windows = self.pack_windows(pose, samples, list(tracks)) if self.window_s else None
+        return _Packed(str(video), info, samples, tracks, keep, windows)
+
+    def _window_frames(self, sample_fps: float) -> tuple[int, int]:
+        """``--window``/``--stride`` in frames at the rate a sample is packed at."""
+        return max(1, round(self.window_s * sample_fps)), max(1, round(self.stride_s * sample_fps))
+
+    def pack_windows(self, pose, samples: list, track_ids: list[int]) -> list[list]:
+        """Per sample (the clip, then each track's), each ``--window`` of it packed from that
+        window's pose frames alone: people chosen and normalised on them, as ``watch`` packs the
+        windows of a stream, so a window's label never depends on frames outside it."""
+        spec, out = self.card.preprocessing, []
+        for sample, track in zip(samples, [None] + track_ids):
+            window, stride = self._window_frames(float(sample.meta["fps"]))
+            pieces = []
+            for start in window_starts(len(sample.frame_indices), window, stride):
+                first, last = sample.frame_indices[start], sample.frame_indices[min(start + window, len(sample.frame_indices)) - 1]
+                piece = replace(pose, frames=[f for f in pose.frames if first <= f.index <= last])
+                if track is not None:
+                    only = [replace(f, people=[p for p in f.people if p.track_id == track]) for f in piece.frames]
+                    # A window the person is not in packs as nobody; one they are in starts where they do.
+                    piece = replace(piece, frames=only)
+                    packed = pack_track(piece, spec, track) if any(f.people for f in only) else pack_people(piece, spec)
+                else:
+                    packed = pack_people(piece, spec)
+                pieces.append(_first_frames(packed, window))
+            out.append(pieces)
+        return out
 
     def _result(self, job: "_Packed", predicted: list[tuple[Prediction, Timeline | None]]) -> VideoResult:
         (prediction, clip_timeline), *per_track = predicted
@@ -284,16 +322,21 @@ class Classifier:
             return "low_confidence"
         return None
 
-    def predict_samples(self, samples, sources) -> list[tuple[Prediction, Timeline | None]]:
+    def predict_samples(self, samples, sources, windows: list | None = None) -> list[tuple[Prediction, Timeline | None]]:
         """One batched pass over every window of every sample (all at one rate; ``sources``: what
-        each came from, for messages); aggregate and build timelines."""
-        sample_fps = float(samples[0].meta["fps"])
-        window = stride = None
-        if self.window_s:
+        each came from, for messages); aggregate and build timelines. ``windows``: with a
+        ``--window``, each sample's windows packed on their own (see :meth:`pack_windows`);
+        without, the windows are cut from the samples."""
+        if windows is not None:
+            window, _ = self._window_frames(float(samples[0].meta["fps"]))
+            predictions = self.predictor.predict_windows(windows, sources, window)
+        elif self.window_s:
             # The Predictor cuts windows in frames; the timeline's seconds depend on this video's rate.
-            window, stride = max(1, round(self.window_s * sample_fps)), max(1, round(self.stride_s * sample_fps))
+            predictions = self.predictor.predict(samples, sources, *self._window_frames(float(samples[0].meta["fps"])))
+        else:
+            predictions = self.predictor.predict(samples, sources)
         out = []
-        for pred in self.predictor.predict(samples, sources, window, stride):
+        for pred in predictions:
             if self.aggregate is not None:  # None keeps the card's own rule, which the Predictor applied
                 pred = replace(pred, probabilities=self.predictor.combine(pred.window_logits, pred.window_motion,
                                                                           self.aggregate))

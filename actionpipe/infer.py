@@ -202,21 +202,45 @@ class Predictor:
         sources = sources or [None] * len(samples)
         for sample, source in zip(samples, sources):
             self._check(sample, source)
-        out = []
         if window is None:
             window, stride = self.window, stride or self.stride
+        outputs = run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
+                              self.device, self.batch_size)
+        return self._predictions(outputs, [s.data for s in samples], sources)
+
+    def predict_windows(self, clips: Sequence[Sequence[Sample]], sources: Sequence[Any] | None = None,
+                        window: int = 1) -> list[Prediction]:
+        """:meth:`predict` of clips given as their windows, each packed on its own (``window``
+        frames; a shorter one is padded as the card says): one Prediction per clip, all windows in
+        shared batches."""
+        sources = sources or [None] * len(clips)
+        for clip, source in zip(clips, sources):
+            for sample in clip:
+                self._check(sample, source)
+        outputs = run_windows(self.model, [w for clip in clips for w in clip], window, window,
+                              self.card.preprocessing.pad, self.device, self.batch_size)
+        merged, at = [], 0
+        for clip in clips:
+            part, at = outputs[at:at + len(clip)], at + len(clip)
+            merged.append(WindowOutputs(*(np.concatenate([getattr(o, name) for o in part])
+                                          for name in ("logits", "features", "times", "motion"))))
+        return self._predictions(merged, [np.concatenate([w.data.ravel() for w in clip]) for clip in clips], sources)
+
+    def _predictions(self, outputs: list[WindowOutputs], data: list[np.ndarray], sources: Sequence[Any]) -> list[Prediction]:
+        """Each sample's Prediction from its windows' outputs; ``data``: its input, for the message
+        when the model's output is not finite."""
+        out = []
         with np.errstate(over="ignore", invalid="ignore"):  # garbage input is caught below, in one line
-            for w in run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
-                                 self.device, self.batch_size):
+            for w in outputs:
                 wp = temper(softmax(w.logits), self.temperature).astype(np.float32)
                 out.append(Prediction(self.combine(w.logits, w.motion), wp, w.times, w.logits, w.features.mean(0),
                                       window_motion=w.motion))
             out = self.judge(out)
-        for pred, sample, source in zip(out, samples, sources):
+        for pred, values, source in zip(out, data, sources):
             scores = (pred.probabilities, pred.window_probabilities, pred.open_set_score or 0.0)
             if not all(np.isfinite(v).all() for v in scores):  # e.g. data far outside the normalised range
                 raise ActionpipeError(source, f"the model's output is not finite (data values up to "
-                                              f"{float(np.abs(sample.data).max()):.3g}: not keypoints "
+                                              f"{float(np.abs(values).max()):.3g}: not keypoints "
                                               "packed by `actionpipe pack`?)")
         return out
 

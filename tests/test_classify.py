@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from actionpipe.classify import ANSWERS, Classifier
+from actionpipe.infer import window_starts
 from actionpipe.jsonl import JsonlWriter, done_videos, repair_jsonl
 from actionpipe.pack import pack_track
 from actionpipe.posefile import PoseFile
@@ -153,7 +155,12 @@ def test_per_person_gives_each_person_its_own_track_span_box_and_label(timeline_
         own = pack_track(pose, classifier.card.preprocessing, person.track_id)
         assert own.track_ids[0] == person.track_id and (own.track_ids[1:] == -1).all()
         assert own.times[0] == pytest.approx(person.start_s)
-        expected = classifier.predictor.predict([own], window=12, stride=6)[0]   # the timeline's 0.8 s / 0.4 s
+        # The timeline's 0.8 s / 0.4 s windows (12 / 6 frames) of that track, each packed on its own.
+        windows = [pack_track(replace(pose, frames=[f for f in pose.frames if own.frame_indices[s] <= f.index
+                                                    <= own.frame_indices[min(s + 12, len(own.times)) - 1]]),
+                              classifier.card.preprocessing, person.track_id)
+                   for s in window_starts(len(own.times), 12, 6)]
+        expected = classifier.predictor.predict_windows([windows], window=12)[0]
         assert np.allclose(person.prediction.probabilities, expected.probabilities, atol=1e-6)
         assert person.timeline.starts[0] == pytest.approx(person.start_s)
     assert not np.allclose(left.prediction.probabilities, right.prediction.probabilities, atol=1e-7)
@@ -258,8 +265,6 @@ def test_keep_names_do_not_collide_across_class_folders(tmp_path):
 def test_classifying_posed_videos_together_gives_each_its_own_answer(timeline_run):
     """classify_poses (Ray's classify actors) batches the windows of many videos: each video's
     result is the one classify_pose gives it alone, statuses included."""
-    from dataclasses import replace
-
     classifier, _, pose = timeline_run
     half = replace(pose, frames=pose.frames[: len(pose.frames) // 2])
     nobody = replace(pose, frames=[replace(f, people=[]) for f in pose.frames])

@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mjpeg_server import MjpegServer
@@ -79,8 +80,8 @@ def test_a_stream_that_drops_is_reopened(model):
 
 def test_file_windows_are_classify_windows(model):
     """On a file with nothing dropped, watch's causal windows are classify --window's: the same
-    windows, the same frames and poses in each, the same labels (here: each window is packed on its
-    own, where classify packs the whole clip once, which can change a label; see the README)."""
+    windows, the same frames and poses in each, the same labels and probabilities (both pack each
+    window from its own frames)."""
     offline = model(SQUAT, window=2.0, stride=1.0)
     watch = model.watch(SQUAT, window=2.0, stride=1.0)
     windows, events = _split(list(watch))
@@ -89,6 +90,7 @@ def test_file_windows_are_classify_windows(model):
     assert [(round(w.start_s, 6), round(w.end_s, 6)) for w in windows] == \
         [(round(float(s), 6), round(float(e), 6)) for s, e in zip(timeline.starts, timeline.ends)]
     assert [w.top[0][0] for w in windows] == [model.classes[int(i)] for i in timeline.probabilities.argmax(1)]
+    assert np.allclose([w.top[0][1] for w in windows], timeline.probabilities.max(1), atol=1e-4)
     # Each live window is exactly classify on that window's frames of classify's own pose.
     from dataclasses import replace
 
