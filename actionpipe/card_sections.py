@@ -72,18 +72,22 @@ class PoseSection(_Section):
 @dataclass(frozen=True)
 class InferenceSection(_Section):
     """``inference``: the windows a sample is cut into (frames at the model's rate; no window: the
-    sample whole) and how their probabilities are combined (:mod:`actionpipe.aggregates`)."""
+    sample whole), how their probabilities are combined (:mod:`actionpipe.aggregates`) and whether
+    each window is also seen mirrored (``mirror_average``: left and right swapped, the two pooled
+    features averaged, so the answer does not depend on which way the person faces)."""
 
     key: ClassVar[str] = "inference"
     window_frames: int | None = None
     window_stride: int | None = None   # None: the window (windows that do not overlap)
     aggregate: str = "mean"
+    mirror_average: bool = False
 
     def __post_init__(self):
         for name in ("window_frames", "window_stride"):
             self._expect(name, lambda v: _whole(v) and v >= 1, "a whole number >= 1 (or absent)")
         self._expect("aggregate", lambda v: isinstance(v, str) and v in WINDOW_AGGREGATES,
                      f"one of {', '.join(WINDOW_AGGREGATES)}", optional=False)
+        self._expect("mirror_average", lambda v: isinstance(v, bool), "true or false", optional=False)
 
     @property
     def stride(self) -> int | None:

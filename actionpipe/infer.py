@@ -110,11 +110,22 @@ class WindowOutputs:
     motion: np.ndarray     # (W,) motion energies
 
 
+def mirrored(x, flip_permutation: np.ndarray):
+    """Model input ``x`` (N, C, T, V, M) of the mirrored video: each left joint swapped with its right
+    twin, x negated (every normalisation centres x, so mirroring is a sign)."""
+    import torch
+
+    out = x[:, :, :, torch.as_tensor(flip_permutation, device=x.device)].clone()
+    out[:, 0] = -out[:, 0]
+    return out
+
+
 def run_windows(model, samples: Sequence[Sample], window: int, stride: int, pad: str, device,
-                batch_size: int = DEFAULT_BATCH) -> list[WindowOutputs]:
+                batch_size: int = DEFAULT_BATCH, mirror: np.ndarray | None = None) -> list[WindowOutputs]:
     """Cut each sample into windows (:func:`sample_windows`) and run ``model`` (an :class:`STGCN`,
     in eval mode) over all of them in shared batches. Training's validation uses it too, so
-    checkpoints are chosen on exactly what inference computes."""
+    checkpoints are chosen on exactly what inference computes. ``mirror``: the layout's flip
+    permutation, to average each window's pooled features with its mirror image's."""
     import torch
 
     crops, owner, times, motion = [], [], [], []
@@ -130,6 +141,8 @@ def run_windows(model, samples: Sequence[Sample], window: int, stride: int, pad:
         for b in range(0, len(crops), step):
             x = torch.from_numpy(np.stack(crops[b:b + step])).to(device)
             f = model.features(x)
+            if mirror is not None:
+                f = (f + model.features(mirrored(x, mirror))) / 2
             logits.append(model.fcn(f[:, :, None, None]).flatten(1).float().cpu().numpy())
             features.append(f.float().cpu().numpy())
     all_logits = np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
@@ -180,6 +193,7 @@ class Predictor:
         self.window = card.inference.window_frames or 0
         self.stride = card.inference.stride or 1
         self.aggregate = card.inference.aggregate
+        self.mirror = get_layout(card.preprocessing.layout).flip_permutation() if card.inference.mirror_average else None
         if self.device.type == "cpu":
             # No torch.use_deterministic_algorithms here: it imports torch._dynamo/_inductor (2-3 s of
             # start-up) and changes nothing on the CPU, where these kernels are deterministic already.
@@ -205,7 +219,7 @@ class Predictor:
         if window is None:
             window, stride = self.window, stride or self.stride
         outputs = run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
-                              self.device, self.batch_size)
+                              self.device, self.batch_size, self.mirror)
         return self._predictions(outputs, [s.data for s in samples], sources)
 
     def predict_windows(self, clips: Sequence[Sequence[Sample]], sources: Sequence[Any] | None = None,
@@ -218,7 +232,7 @@ class Predictor:
             for sample in clip:
                 self._check(sample, source)
         outputs = run_windows(self.model, [w for clip in clips for w in clip], window, window,
-                              self.card.preprocessing.pad, self.device, self.batch_size)
+                              self.card.preprocessing.pad, self.device, self.batch_size, self.mirror)
         merged, at = [], 0
         for clip in clips:
             part, at = outputs[at:at + len(clip)], at + len(clip)
