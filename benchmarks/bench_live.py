@@ -15,8 +15,9 @@ clip's length, the stream's first frame taken as the clip's start).
     python benchmarks/bench_live.py --poses DIR [--model NAME]
 
 ``--poses DIR``: instead, for every pose file under DIR (e.g. the ``--pose-cache`` of an ``eval``
-on real clips), how many ``classify --window`` windows keep their label when each window is packed
-on its own, as ``watch`` packs it (no pose model runs: this isolates the packing).
+on real clips), how many ``classify --window`` windows get the label that classifying that window's
+frames alone gives, as ``watch`` does (no pose model runs: this isolates the packing; both pack
+each window on its own, so every window should agree).
 
 Targets (issue 15): RSS flat, p95 latency <= stride + 0.5 s, the file's label timeline equal to
 classify --window's.
@@ -78,7 +79,8 @@ def argmax_label(d: dict) -> str:
 
 
 def packing_agreement(pose_dir: str, model: str | None, window: float, stride: float) -> dict:
-    """Per clip: windows whose argmax label is the same packed on their own as cut from the whole clip."""
+    """Per clip: windows whose argmax label in ``classify --window``'s timeline is the one the
+    window's frames get classified alone."""
     from dataclasses import replace
 
     from actionpipe.cards import default_card, find_card
