@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -274,12 +275,13 @@ class Classifier:
         window's pose frames alone: people chosen and normalised on them, as ``watch`` packs the
         windows of a stream, so a window's label never depends on frames outside it."""
         spec, out = self.card.preprocessing, []
+        times = [f.time_s for f in pose.frames]   # increasing (checked on load): windows found by bisection
         for sample, track in zip(samples, [None] + track_ids):
             window, stride = self._window_frames(float(sample.meta["fps"]))
             pieces = []
-            for start in window_starts(len(sample.frame_indices), window, stride):
-                first, last = sample.frame_indices[start], sample.frame_indices[min(start + window, len(sample.frame_indices)) - 1]
-                piece = replace(pose, frames=[f for f in pose.frames if first <= f.index <= last])
+            for start in window_starts(len(sample.times), window, stride):
+                span = sample.times[start:start + window]   # min/max: a card's fixed length may loop them
+                piece = replace(pose, frames=pose.frames[bisect_left(times, span.min()):bisect_right(times, span.max())])
                 if track is not None:
                     only = [replace(f, people=[p for p in f.people if p.track_id == track]) for f in piece.frames]
                     # A window the person is not in packs as nobody; one they are in starts where they do.
