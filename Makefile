@@ -60,8 +60,9 @@ model: install
 
 # Reproduces models/general-stgcn/ (the default model) from scratch (needs ../shared/datasets: Penn
 # Action, UTD-MHAD, JHMDB): trains on the three train splits with the committed config (45 epochs,
-# one CPU thread: about 30-40 min on a quiet 2-core machine; resumes if interrupted), records the
-# test-split accuracies into the card and fits the calibration and open-set rule (calibrate).
+# one CPU thread: 97 s an epoch here, about 75 min, with another training on the second core;
+# resumes if interrupted), fits the calibration and open-set rule (calibrate) and records the
+# test-split accuracies into the card.
 GENERAL_DIR := models/general-stgcn
 GENERAL_RUN := build/general-stgcn
 SHARED      := ../shared/datasets

@@ -46,6 +46,19 @@ def _without_time(d: dict) -> dict:
     return {k: v for k, v in d.items() if k != "seconds"}
 
 
+def _same(a, b, tol: float = 1e-5) -> bool:
+    """Equal, with numbers to ``tol``: the classify actors run the windows of several videos in
+    shared ST-GCN batches, on their own thread counts, which can move float rounding into the last
+    digit a result prints (1e-6); labels, statuses, texts and counts must be identical."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k], tol) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= tol
+    return a == b and type(a) is type(b)
+
+
 def test_core_never_imports_ray():
     code = ("import sys, actionpipe, actionpipe.api, actionpipe.cli.main, actionpipe.engine_ray;"
             "assert 'ray' not in sys.modules, 'ray imported'")
@@ -142,7 +155,7 @@ def test_same_answers_and_a_broken_video(ray_model, clips, broken, local_answers
     results = list(ray_model(clips + [broken], stream=True))
     answers = {r.video: _without_time(r.to_dict()) for r in results}
     assert sorted(answers) == sorted(local_answers) and len(results) == len(answers)
-    assert answers == local_answers
+    assert _same(answers, local_answers), (answers, local_answers)
     assert {d["status"] for v, d in answers.items() if v != str(broken)} <= {"ok", "unknown"}
     assert answers[str(broken)]["status"] == "error" and str(broken) in answers[str(broken)]["error"]
     assert all(r.info["seconds"] > 0 for r in results if r.ok)
@@ -164,7 +177,7 @@ def test_cli_resumes_where_it_stopped(run_cli, fault_file, clips, local_answers,
     assert "1 of 2 video(s) already done, skipped" in result.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0] == first and [d["video"] for d in lines] == [str(clips[0]), str(clips[1])]
-    assert _without_time(lines[1]) == local_answers[str(clips[1])]
+    assert _same(_without_time(lines[1]), local_answers[str(clips[1])])
     assert read_results(table) == lines[1:]  # the same object, as a Parquet row
     import pyarrow.parquet as pq
     row = pq.read_table(table).to_pylist()[0]
@@ -180,8 +193,8 @@ def test_killed_pose_actor_loses_and_doubles_nothing(ray_model, fault_file, clip
     answers = [_without_time(r.to_dict()) for r in ray_model(list(uris), stream=True)]
     assert not fault_file.exists()  # an actor did die
     assert sorted(d["video"] for d in answers) == sorted(uris)  # each exactly once
-    assert {uris[d["video"]]: dict(d, video=uris[d["video"]]) for d in answers} == {
-        str(c): local_answers[str(c)] for c in clips}
+    assert _same({uris[d["video"]]: dict(d, video=uris[d["video"]]) for d in answers},
+                 {str(c): local_answers[str(c)] for c in clips})
 
 
 def test_uris_are_listed_and_need_the_ray_engine(run_cli, tmp_path):
