@@ -183,12 +183,16 @@ class Classifier:
         """Classify each video; a broken one yields an ``error`` result and the rest go on."""
         yield from self._classify_all([Path(v) for v in videos], keep_dir, keep_going=True)
 
+    @property
+    def pose_fps(self) -> float | None:
+        """The rate the pose model runs at: the model's, or ``speed``'s share of it (``fast``: every
+        second frame, the others interpolated); None (no model rate): every frame."""
+        return self.fps / SPEEDS[self.speed] if self.fps else None
+
     def poses(self, videos: Sequence[str | Path]) -> Iterator[tuple[Path, Any, float]]:
         """Per video: (path, its PoseFile or the ActionpipeError it raised, when its work started),
         decoded ahead with ``prefetch``; the pose runs at the model's rate (or ``speed``'s)."""
-        # fast: pose on every second frame, the others interpolated (no model rate: every frame).
-        pose_fps = self.fps / SPEEDS[self.speed] if self.fps else None
-        for video, pose, start in self.pose.estimate_videos(videos, fps=pose_fps, ahead=self.prefetch):
+        for video, pose, start in self.pose.estimate_videos(videos, fps=self.pose_fps, ahead=self.prefetch):
             if self.fps and not isinstance(pose, ActionpipeError):
                 pose = interpolate_pose(pose, min(self.fps, pose.source["fps"]))
             yield video, pose, start
@@ -197,13 +201,14 @@ class Classifier:
         """Whether ``pose`` is what :meth:`poses` would make of its video: same pose model settings
         (backend, input size, threshold, precision), rate and speed (interpolated or not)."""
         own = self.pose.backend()
-        pose_fps = self.fps / SPEEDS[self.speed] if self.fps else None
         source_fps = pose.source.get("fps") or pose.fps
-        expected_fps = min(self.fps, source_fps) if self.fps else source_fps
+
+        def at_source(fps: float | None) -> float:  # read_frames never goes above the source's rate
+            return min(fps, source_fps) if fps else source_fps
+
         posed_at = pose.backend.get("interpolated_from_fps", pose.fps)
         return (all(pose.backend.get(key) == own.get(key) for key in ("name", "model", "imgsz", "conf", "precision"))
-                and abs(pose.fps - expected_fps) < 1e-6
-                and abs(posed_at - (min(pose_fps, source_fps) if pose_fps else source_fps)) < 1e-6)
+                and abs(pose.fps - at_source(self.fps)) < 1e-6 and abs(posed_at - at_source(self.pose_fps)) < 1e-6)
 
     def _classify_all(self, videos: list[Path], keep_dir, keep_going: bool,
                       names: list[str] | None = None) -> Iterator[VideoResult]:
@@ -266,8 +271,9 @@ class Classifier:
         windows = self.pack_windows(pose, samples, list(tracks)) if self.window_s else None
         return _Packed(str(video), info, samples, tracks, keep, windows)
 
-    def _window_frames(self, sample_fps: float) -> tuple[int, int]:
-        """``--window``/``--stride`` in frames at the rate a sample is packed at."""
+    def window_frames(self, sample_fps: float) -> tuple[int, int]:
+        """``--window``/``--stride`` in frames at the rate a sample is packed at (``watch`` counts
+        its windows with this too)."""
         return max(1, round(self.window_s * sample_fps)), max(1, round(self.stride_s * sample_fps))
 
     def pack_windows(self, pose, samples: list, track_ids: list[int]) -> list[list]:
@@ -277,7 +283,7 @@ class Classifier:
         spec, out = self.card.preprocessing, []
         times = [f.time_s for f in pose.frames]   # increasing (checked on load): windows found by bisection
         for sample, track in zip(samples, [None] + track_ids):
-            window, stride = self._window_frames(float(sample.meta["fps"]))
+            window, stride = self.window_frames(float(sample.meta["fps"]))
             pieces = []
             for start in window_starts(len(sample.times), window, stride):
                 span = sample.times[start:start + window]   # min/max: a card's fixed length may loop them
@@ -330,11 +336,11 @@ class Classifier:
         ``--window``, each sample's windows packed on their own (see :meth:`pack_windows`);
         without, the windows are cut from the samples."""
         if windows is not None:
-            window, _ = self._window_frames(float(samples[0].meta["fps"]))
+            window, _ = self.window_frames(float(samples[0].meta["fps"]))
             predictions = self.predictor.predict_windows(windows, sources, window)
         elif self.window_s:
             # The Predictor cuts windows in frames; the timeline's seconds depend on this video's rate.
-            predictions = self.predictor.predict(samples, sources, *self._window_frames(float(samples[0].meta["fps"])))
+            predictions = self.predictor.predict(samples, sources, *self.window_frames(float(samples[0].meta["fps"])))
         else:
             predictions = self.predictor.predict(samples, sources)
         out = []

@@ -220,7 +220,7 @@ class Predictor:
             window, stride = self.window, stride or self.stride
         outputs = run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
                               self.device, self.batch_size, self.mirror)
-        return self._predictions(outputs, [s.data for s in samples], sources)
+        return self._predictions(outputs, [[s] for s in samples], sources)
 
     def predict_windows(self, clips: Sequence[Sequence[Sample]], sources: Sequence[Any] | None = None,
                         window: int = 1) -> list[Prediction]:
@@ -238,11 +238,12 @@ class Predictor:
             part, at = outputs[at:at + len(clip)], at + len(clip)
             merged.append(WindowOutputs(*(np.concatenate([getattr(o, name) for o in part])
                                           for name in ("logits", "features", "times", "motion"))))
-        return self._predictions(merged, [np.concatenate([w.data.ravel() for w in clip]) for clip in clips], sources)
+        return self._predictions(merged, clips, sources)
 
-    def _predictions(self, outputs: list[WindowOutputs], data: list[np.ndarray], sources: Sequence[Any]) -> list[Prediction]:
-        """Each sample's Prediction from its windows' outputs; ``data``: its input, for the message
-        when the model's output is not finite."""
+    def _predictions(self, outputs: list[WindowOutputs], inputs: Sequence[Sequence[Sample]],
+                     sources: Sequence[Any]) -> list[Prediction]:
+        """Each sample's Prediction from its windows' outputs; ``inputs``: the samples each came
+        from, for the message when the model's output is not finite."""
         out = []
         with np.errstate(over="ignore", invalid="ignore"):  # garbage input is caught below, in one line
             for w in outputs:
@@ -250,11 +251,12 @@ class Predictor:
                 out.append(Prediction(self.combine(w.logits, w.motion), wp, w.times, w.logits, w.features.mean(0),
                                       window_motion=w.motion))
             out = self.judge(out)
-        for pred, values, source in zip(out, data, sources):
+        for pred, given, source in zip(out, inputs, sources):
             scores = (pred.probabilities, pred.window_probabilities, pred.open_set_score or 0.0)
             if not all(np.isfinite(v).all() for v in scores):  # e.g. data far outside the normalised range
+                peak = max(float(np.abs(sample.data).max()) for sample in given)
                 raise ActionpipeError(source, f"the model's output is not finite (data values up to "
-                                              f"{float(np.abs(values).max()):.3g}: not keypoints "
+                                              f"{peak:.3g}: not keypoints "
                                               "packed by `actionpipe pack`?)")
         return out
 

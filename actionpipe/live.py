@@ -170,10 +170,9 @@ class Watch:
             self.pose.batch = 1
             self.reader = FrameReader(source, self.classifier.fps, self.pose.imgsz, realtime, reconnect_s)
         self.source = self.reader.source
-        # Windows in frames at the rate the sample is packed at, as Classifier.predict_samples counts them.
+        # Windows in frames at the rate the sample is packed at, as classify counts them.
         self.sample_fps = float(self.classifier.card.preprocessing.fps or self.reader.fps)
-        self.window_frames = max(1, round(self.window_s * self.sample_fps))
-        self.stride_frames = max(1, round(self.stride_s * self.sample_fps))
+        self.window_frames, self.stride_frames = self.classifier.window_frames(self.sample_fps)
         self.buffer: deque[tuple[PoseFrame, float]] = deque()
         self.next_end = self.window_frames       # the slot after the next window's last frame
         self.last_end = 0                         # the end of the last window classified
