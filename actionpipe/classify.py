@@ -48,7 +48,7 @@ from .aggregates import AGGREGATES
 from .infer import DEFAULT_BATCH, Prediction, Predictor, prediction_item, scores_document, window_starts
 from .pack import pack_people, pack_track
 from .results import ANSWERS, PersonResult, VideoResult  # noqa: F401 (ANSWERS: classify's statuses)
-from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
+from .speed import DEFAULT_SPEED, SPEEDS, interpolate_pose, profile_pose_precision
 from .timeline import Timeline
 
 DEFAULT_MIN_TRACK_S = 1.0
@@ -119,7 +119,8 @@ class Classifier:
     Pose settings default to the card's ``pose`` section (the settings its accuracy was measured
     with; ``pose.precision`` too), then to the pose stage's defaults; the pose runs at the model's
     frame rate. ``pose_backend``: see :class:`~actionpipe.pose.PoseEstimator`; ``speed``: a
-    profile of :mod:`actionpipe.speed` (``fast``: pose at half the rate, interpolated).
+    profile of :mod:`actionpipe.speed` (``fast``: pose at half the rate, interpolated, and in bf16
+    where the CPU has it, unless ``pose_precision`` is given).
     ``load_pose=False`` skips the pose model for callers that only use :meth:`classify_pose`.
     ``reject=False`` never answers ``unknown``; the ``min_*`` settings are the degenerate-case
     limits (see the module docstring).
@@ -135,6 +136,10 @@ class Classifier:
                  pose_precision: str | None = None, speed: str = DEFAULT_SPEED):
         from .pose import PoseEstimator
 
+        if speed not in SPEEDS:
+            raise ActionpipeError(None, f"unknown speed {speed!r} (expected one of {', '.join(SPEEDS)})")
+        if pose_precision is None and load_pose:
+            pose_precision = profile_pose_precision(SPEEDS[speed], device, pose_backend)
         settings = card.pose_settings(imgsz=imgsz, conf=conf, fps=fps, precision=pose_precision)
         self.card = card
         self.fps = settings.pop("fps", None)
@@ -145,8 +150,6 @@ class Classifier:
         self.configure(window_s=window_s, stride_s=stride_s, aggregate=aggregate, per_person=per_person,
                        min_track_s=min_track_s)
         self.prefetch = prefetch
-        if speed not in SPEEDS:
-            raise ActionpipeError(None, f"unknown speed {speed!r} (expected one of {', '.join(SPEEDS)})")
         if speed != DEFAULT_SPEED and not self.fps:
             raise ActionpipeError(None, f"speed {speed} needs a frame rate (--fps, or the model card's)")
         self.speed = speed
@@ -187,7 +190,7 @@ class Classifier:
     def pose_fps(self) -> float | None:
         """The rate the pose model runs at: the model's, or ``speed``'s share of it (``fast``: every
         second frame, the others interpolated); None (no model rate): every frame."""
-        return self.fps / SPEEDS[self.speed] if self.fps else None
+        return self.fps / SPEEDS[self.speed].pose_every if self.fps else None
 
     def poses(self, videos: Sequence[str | Path]) -> Iterator[tuple[Path, Any, float]]:
         """Per video: (path, its PoseFile or the ActionpipeError it raised, when its work started),

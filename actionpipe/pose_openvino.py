@@ -14,6 +14,7 @@ minimum rectangle, BGR -> RGB / 255, ``non_max_suppression`` with torchvision's 
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -37,6 +38,15 @@ MAX_DET = 300
 MAX_NMS = 30000
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}  # our name -> OpenVINO's INFERENCE_PRECISION_HINT
 FILES = ("model.xml", "model.bin")
+
+
+@functools.lru_cache(maxsize=1)
+def native_precisions() -> frozenset[str]:
+    """Which of :data:`PRECISIONS` this CPU computes natively (OpenVINO's optimization capabilities)."""
+    import openvino as ov
+
+    capabilities = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return frozenset(name for name in PRECISIONS if name.upper() in capabilities)
 
 
 def cache_root() -> Path:

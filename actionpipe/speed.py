@@ -1,15 +1,40 @@
-"""Speed profiles for ``classify``: how much pose work a video gets.
+"""Speed profiles for ``classify``: how much pose work a video gets, and how precise.
 
-``normal`` runs the pose model on every frame at the model's rate. ``fast`` runs it on every
-second one and fills the frames between by interpolating each person's box and keypoints
-linearly between the two pose frames around them (:func:`interpolate_pose`): the pose model is
-most of the time, so this nearly halves it. What that costs in accuracy is measured in
-``benchmarks/bench_e2e.py`` and the README.
+``normal`` runs the pose model on every frame at the model's rate, at the card's precision.
+``fast`` runs it on every second one and fills the frames between by interpolating each person's
+box and keypoints linearly between the two pose frames around them (:func:`interpolate_pose`),
+and runs the OpenVINO pose model in bf16 where the CPU computes bf16 natively: the pose model is
+most of the time, so together these cut it about 2.8×. What that costs in accuracy is measured
+in ``benchmarks/bench_e2e.py`` and the README (bf16 alone is not the default: on real footage it
+changed one known clip's label to a wrong one).
 """
 from __future__ import annotations
 
-SPEEDS = {"normal": 1, "fast": 2}  # profile -> the model's frames per pose-model frame
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SpeedProfile:
+    pose_every: int               # the model's frames per pose-model frame
+    pose_precision: str | None    # OpenVINO precision where the CPU has it natively; None: the card's
+
+
+SPEEDS = {"normal": SpeedProfile(1, None), "fast": SpeedProfile(2, "bf16")}
 DEFAULT_SPEED = "normal"
+
+
+def profile_pose_precision(profile: SpeedProfile, device: str, backend: str) -> str | None:
+    """The pose precision ``profile`` asks for when the pose model runs on OpenVINO (``backend`` and
+    ``device`` as the user gave them) and the CPU computes it natively; else None (the card's)."""
+    if profile.pose_precision is None:
+        return None
+    from .devices import resolve_device, resolve_pose_backend
+
+    if resolve_pose_backend(backend, resolve_device(device)) != "openvino":
+        return None
+    from .pose_openvino import native_precisions
+
+    return profile.pose_precision if profile.pose_precision in native_precisions() else None
 
 
 def _blend(a, b, w: float):

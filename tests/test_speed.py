@@ -6,6 +6,7 @@ import pytest
 
 from actionpipe.pose import PoseEstimator
 from actionpipe.posefile import Person, PoseFile, PoseFrame
+from actionpipe.pose_openvino import native_precisions
 from actionpipe.speed import interpolate_pose
 
 
@@ -62,4 +63,25 @@ def test_classify_fast_gives_the_models_rate_with_half_the_pose_frames(run_cli, 
     pose = PoseFile.load(tmp_path / "demo" / "pose.json")
     assert line["status"] == "ok" and pose.fps == 15 and line["frames"] == pose.num_frames
     assert abs(pose.num_frames - 115) <= 1 and pose.backend["interpolated_from_fps"] == 7.5
+    assert pose.backend["precision"] == ("bf16" if "bf16" in native_precisions() else "fp32")
     assert run_cli("classify", demo_video, "--speed", "warp").exit_code == 2
+
+
+def test_fast_runs_the_pose_in_bf16_where_the_cpu_has_it_unless_a_precision_is_given(monkeypatch):
+    from actionpipe import pose_openvino
+    from actionpipe.cards import DEFAULT_MODEL, find_card
+    from actionpipe.classify import Classifier
+
+    card = find_card(DEFAULT_MODEL)
+
+    def precision(**options) -> str:
+        return Classifier(card, device="cpu", **options).pose.precision
+
+    native = "bf16" if "bf16" in native_precisions() else "fp32"
+    assert precision(speed="fast") == native
+    assert precision(speed="fast", pose_precision="fp32") == "fp32"
+    assert precision(speed="normal") == "fp32" and precision() == "fp32"
+    assert precision(speed="fast", pose_backend="torch") == "fp32"
+    # A CPU without bf16 units keeps the card's precision.
+    monkeypatch.setattr(pose_openvino, "native_precisions", lambda: frozenset({"fp32"}))
+    assert precision(speed="fast") == "fp32"

@@ -94,13 +94,14 @@ def _pose_options():
                                                    "CUDA), openvino (CPU) or torch.")
     precision = click.option("--pose-precision", type=click.Choice(POSE_PRECISIONS),
                              help=f"OpenVINO pose precision (default: the model card's, else "
-                                  f"{DEFAULT_POSE_PRECISION}); bf16 is faster on CPUs with bf16 units, its "
-                                  "keypoints differ by a pixel or two.")
+                                  f"{DEFAULT_POSE_PRECISION}; --speed fast: bf16 where the CPU has bf16 units); "
+                                  "bf16 is faster on CPUs with bf16 units, its keypoints differ by a pixel or two.")
     return backend, precision
 
 
 pose_backend_option, pose_precision_option = _pose_options()
 speed_option = click.option("--speed", type=LibraryChoice("speed:SPEEDS"), default=LibraryDefault("speed:DEFAULT_SPEED"),
                             show_default=True,
-                            help="fast: the pose model on every second frame, the frames between interpolated (about "
-                                 "1.8x the throughput; see the README for what it costs in accuracy).")
+                            help="fast: the pose model on every second frame, the frames between interpolated, and in "
+                                 "bf16 where the CPU has bf16 units (about 2.8x the throughput; see the README for what "
+                                 "it costs in accuracy).")
