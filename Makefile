@@ -61,8 +61,8 @@ model: install
 # Reproduces models/general-stgcn/ (the default model) from scratch (needs ../shared/datasets: Penn
 # Action, UTD-MHAD, JHMDB): trains on the three train splits with the committed config (45 epochs,
 # one CPU thread: 58-60 s an epoch on this idle 2-core machine, about 45 min; 97 s with another
-# training on the second core; resumes if interrupted), fits the calibration and open-set rule (calibrate) and records the
-# test-split accuracies into the card.
+# training on the second core; resumes if interrupted), fits the calibration and open-set rule
+# (calibrate) and records the test-split accuracies into the card.
 GENERAL_DIR := models/general-stgcn
 GENERAL_RUN := build/general-stgcn
 SHARED      := ../shared/datasets

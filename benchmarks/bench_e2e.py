@@ -20,8 +20,8 @@ to itself (if it kept them all busy).
 labels without its (slow) run; clips without one there are skipped.
 
 Variants: torch, openvino (FP32), bf16 (OpenVINO bf16), fast (--speed fast as shipped: bf16 where
-the CPU has it), fast-fp32 (--speed fast with FP32 pose). The clips folder holds videos/ and videos.csv (file,label,...); samples/demo.mp4 is
-added unlabelled.
+the CPU has it), fast-fp32 (--speed fast with FP32 pose). The clips folder holds videos/ and
+videos.csv (file,label,...); samples/demo.mp4 is added unlabelled.
 """
 from __future__ import annotations
 
