@@ -6,6 +6,8 @@ strictly with :func:`load_reference_state_dict`.
 
 Input ``x``: float ``(N, C, T, V, M)`` - batch, channels (x, y, confidence), frames, joints, people.
 Any ``T >= 1`` and ``M >= 1`` work: the stride-2 blocks pad, so one frame stays one frame.
+``input_features="joint_bone_motion"`` adds bone and motion channels computed inside the model
+(early fusion), so every stage before it still hands over plain joints.
 """
 from __future__ import annotations
 
@@ -24,6 +26,35 @@ from .layouts import SkeletonLayout
 
 # (width as a multiple of base_channels, temporal stride) of the ten published blocks.
 BLOCK_PLAN = ((1, 1), (1, 1), (1, 1), (1, 1), (2, 2), (2, 1), (2, 1), (4, 2), (4, 1), (4, 1))
+
+# What the first layer sees: the joints as given (the published model), or the joints plus each
+# joint's bone (its x, y minus its parent's) and motion (its x, y one frame later minus now).
+INPUT_FEATURES = ("joint", "joint_bone_motion")
+
+
+def bone_parents(layout: SkeletonLayout) -> list[int]:
+    """Each joint's neighbour one hop nearer the layout's centre joint (the centre is its own)."""
+    neighbours: dict[int, list[int]] = {v: [] for v in range(layout.num_joints)}
+    for a, b in layout.bones:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    parents, queue = {layout.center: layout.center}, [layout.center]
+    for v in queue:   # breadth first: the queue grows while it is walked
+        for w in neighbours[v]:
+            if w not in parents:
+                parents[w] = v
+                queue.append(w)
+    return [parents.get(v, v) for v in range(layout.num_joints)]
+
+
+def bone_motion_features(x: torch.Tensor, parents: list[int]) -> torch.Tensor:
+    """``(N, 3, T, V, M)`` (x, y, confidence) → ``(N, 7, T, V, M)``: those, the bone and the motion;
+    each is 0 where a joint it needs has confidence 0, as missing joints are everywhere else."""
+    xy, seen = x[:, :2], (x[:, 2:3] > 0).to(x.dtype)
+    bone = (xy - xy[:, :, :, parents]) * (seen * seen[:, :, :, parents])
+    step = (xy[:, :, 1:] - xy[:, :, :-1]) * (seen[:, :, 1:] * seen[:, :, :-1])
+    motion = F.pad(step, (0, 0, 0, 0, 0, 1))   # the last frame has no next one
+    return torch.cat([x, bone, motion], dim=1)
 
 
 class GraphConv(nn.Module):
@@ -85,22 +116,29 @@ class STGCN(nn.Module):
 
     ``base_channels`` scales every block's width (64 = published); ``temporal_kernel`` must be odd
     (9 = published). ``edge_importance``: learnable per-block masks multiplied onto ``A``.
+    ``input_features``: one of :data:`INPUT_FEATURES` (``joint`` = published).
     """
 
     def __init__(self, in_channels: int = 3, num_class: int = 400,
                  layout: str | SkeletonLayout = "openpose18", strategy: str = "spatial",
                  max_hop: int = 1, dilation: int = 1, edge_importance: bool = True,
-                 base_channels: int = 64, dropout: float = 0.5, temporal_kernel: int = 9):
+                 base_channels: int = 64, dropout: float = 0.5, temporal_kernel: int = 9,
+                 input_features: str = "joint"):
         super().__init__()
         if temporal_kernel < 1 or temporal_kernel % 2 == 0:
             raise ActionpipeError(None, f"temporal_kernel must be odd and >= 1 (got {temporal_kernel})")
+        if input_features not in INPUT_FEATURES or (input_features != "joint" and in_channels != 3):
+            raise ActionpipeError(None, f"input_features {input_features!r} not understood (expected one of "
+                                        f"{', '.join(INPUT_FEATURES)}; bones and motion need x, y, confidence)")
         self.graph = Graph(layout, strategy, max_hop, dilation)
         self.layout = self.graph.layout
         self.in_channels, self.num_class = in_channels, num_class
+        self.parents = None if input_features == "joint" else bone_parents(self.layout)
         self.register_buffer("A", torch.from_numpy(self.graph.A.copy()))
         num_subsets, num_joints = self.A.shape[0], self.A.shape[1]
-        self.data_bn = nn.BatchNorm1d(in_channels * num_joints)
-        blocks, channels = [], in_channels
+        channels = in_channels if self.parents is None else in_channels + 4
+        self.data_bn = nn.BatchNorm1d(channels * num_joints)
+        blocks = []
         for i, (width, stride) in enumerate(BLOCK_PLAN):
             out = width * base_channels
             # As in the reference: the first block has neither residual nor dropout.
@@ -130,6 +168,8 @@ class STGCN(nn.Module):
         :class:`InferencePlan`, the same function with the batch norms folded into the weights;
         otherwise (training, or gradients wanted) the layers as they are."""
         self._check_input(x)
+        if self.parents is not None:
+            x = bone_motion_features(x, self.parents)
         if not self.training and not torch.is_grad_enabled():
             return self._inference_plan().features(x)
         n, c, t, v, m = x.shape

@@ -6,7 +6,8 @@ import torch
 
 from actionpipe.errors import ActionpipeError
 from actionpipe.graph import Graph
-from actionpipe.model import STGCN, GraphConv, load_reference_state_dict
+from actionpipe.layouts import get_layout
+from actionpipe.model import STGCN, GraphConv, bone_motion_features, bone_parents, load_reference_state_dict
 from helpers import shared_path
 
 CONFIGS = {
@@ -152,6 +153,7 @@ def layer_by_layer(model: STGCN, x: torch.Tensor) -> torch.Tensor:
     ({"base_channels": 16}, (2, 3, 7, 18, 3)),
     ({"layout": "ntu25", "num_class": 60, "base_channels": 16, "max_hop": 2}, (2, 3, 30, 25, 2)),
     ({"edge_importance": False, "base_channels": 8, "temporal_kernel": 3}, (4, 3, 20, 18, 1)),
+    ({"layout": "coco17", "base_channels": 8, "input_features": "joint_bone_motion"}, (2, 3, 9, 17, 2)),
 ])
 def test_inference_plan_equals_the_layers(kwargs, shape):
     torch.manual_seed(4)
@@ -220,3 +222,44 @@ def test_small_width_model_trains():
 def test_input_that_does_not_fit_raises(kinetics_model, shape):
     with pytest.raises(ActionpipeError, match="does not fit"):
         kinetics_model(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("layout", ["coco17", "openpose18", "ntu25"])
+def test_bone_parents_point_one_hop_towards_the_centre(layout):
+    lay = get_layout(layout)
+    parents = bone_parents(lay)
+    bones = {frozenset(b) for b in lay.bones}
+    assert parents[lay.center] == lay.center
+    for v, p in enumerate(parents):
+        if v == lay.center:
+            continue
+        assert frozenset((v, p)) in bones, f"{lay.joints[v]} -> {lay.joints[p]} is not a bone"
+        hops, w = 0, v
+        while w != lay.center:   # following parents reaches the centre, so there is no cycle
+            w, hops = parents[w], hops + 1
+            assert hops < lay.num_joints
+    coco = get_layout("coco17")
+    assert coco.joints[bone_parents(coco)[coco.index("left_wrist")]] == "left_elbow"
+
+
+def test_bone_and_motion_features_and_their_masking():
+    lay = get_layout("coco17")
+    parents = bone_parents(lay)
+    x = torch.zeros(1, 3, 3, 17, 1)
+    elbow, wrist = lay.index("left_elbow"), lay.index("left_wrist")
+    x[0, :, :, elbow, 0] = torch.tensor([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [1.0, 1.0, 1.0]])
+    x[0, :, :, wrist, 0] = torch.tensor([[1.5, 2.5, 9.0], [3.0, 3.0, 9.0], [1.0, 1.0, 0.0]])
+    f = bone_motion_features(x, parents)
+    assert f.shape == (1, 7, 3, 17, 1)
+    torch.testing.assert_close(f[0, :3], x[0])
+    # bone: wrist minus elbow, 0 in the frame where the wrist is missing
+    torch.testing.assert_close(f[0, 3:5, :, wrist, 0], torch.tensor([[0.5, 1.5, 0.0], [1.0, 1.0, 0.0]]))
+    # motion: next frame minus this one; 0 into a missing frame and in the last frame
+    torch.testing.assert_close(f[0, 5:7, :, wrist, 0], torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    torch.testing.assert_close(f[0, 3:5, :, elbow, 0], torch.zeros(2, 3))   # its shoulder is missing
+    assert f[0, 3:, :, lay.index("nose")].abs().sum() == 0
+
+
+def test_unknown_input_features_are_refused():
+    with pytest.raises(ActionpipeError, match="input_features"):
+        STGCN(layout="coco17", input_features="bones")

@@ -60,7 +60,7 @@ def test_schema_keys_and_choices_are_the_readers():
     from actionpipe.devices import POSE_PRECISIONS
     from actionpipe.graph import STRATEGIES
     from actionpipe.layouts import LAYOUTS
-    from actionpipe.model import STGCN
+    from actionpipe.model import INPUT_FEATURES, STGCN
     from actionpipe.openset import METHODS
 
     def fields(cls) -> set[str]:
@@ -106,6 +106,7 @@ def test_schema_keys_and_choices_are_the_readers():
     architecture = sections["architecture"]["properties"]
     assert set(architecture) == {"type"} | set(inspect.signature(STGCN).parameters)
     assert architecture["strategy"]["enum"] == list(STRATEGIES)
+    assert architecture["input_features"]["enum"] == list(INPUT_FEATURES)
 
     assert result["properties"]["status"]["enum"] == [*ANSWERS, "error"]
     assert result["$defs"]["timeline"]["properties"]["aggregate"]["enum"] == list(AGGREGATES)

@@ -14,7 +14,8 @@ momentum 0.9, weight decay 1e-4, lr 0.01 decayed ×0.1 at chosen epochs, dropout
                            "negatives": ["draw_x"]}},          # trained against: "other"
      "labels": null,                                     # kinetics: label JSON (default DIR_label.json)
      "preprocessing": {PackSpec fields}, "window_frames": 32, "window_stride": 16,
-     "architecture": {"base_channels": 64, "dropout": 0.5, ...},   # STGCN keyword arguments
+     "architecture": {"base_channels": 64, "dropout": 0.5, ...},   # STGCN keyword arguments, e.g.
+                                                         # "input_features": "joint_bone_motion"
      "optim": {OptimConfig fields}, "augment": {AugmentConfig fields},
      "val_fraction": 0.1, "split_seed": 0, "seed": 0,
      "finetune": {"source": "penn-action-stgcn",         # start from this model (card name or folder)
