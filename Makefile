@@ -60,8 +60,8 @@ model: install
 
 # Reproduces models/general-stgcn/ (the default model) from scratch (needs ../shared/datasets: Penn
 # Action, UTD-MHAD, JHMDB): trains on the three train splits with the committed config (45 epochs,
-# one CPU thread: 58-60 s an epoch on this idle 2-core machine, about 45 min; 97 s with another
-# training on the second core; resumes if interrupted), fits the calibration and open-set rule
+# one CPU thread: 53-54 s an epoch on this idle 2-core machine, about 40 min; about 85 s with two
+# other trainings sharing the cores; resumes if interrupted), fits the calibration and open-set rule
 # (calibrate) and records the test-split accuracies into the card.
 GENERAL_DIR := models/general-stgcn
 GENERAL_RUN := build/general-stgcn
@@ -73,7 +73,7 @@ model-general: install
 	cp $(GENERAL_RUN)/card.json $(GENERAL_RUN)/weights.pt $(GENERAL_DIR)/
 	$(BIN)/actionpipe calibrate --model $(GENERAL_DIR)
 	for data in penn:$(SHARED)/penn_action utd:$(SHARED)/utd_mhad utd:$(SHARED)/utd_mhad@45 \
-	            utd:$(SHARED)/utd_mhad@90 jhmdb:$(SHARED)/jhmdb_partial/split1.npz; do \
+	            utd:$(SHARED)/utd_mhad@90 jhmdb:$(SHARED)/jhmdb_partial/split3.npz; do \
 		$(BIN)/actionpipe eval --model $(GENERAL_DIR) --dataset $$data --split test --record || exit 1; done
 
 clean:
