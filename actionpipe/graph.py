@@ -42,6 +42,17 @@ def hop_distance(num_node: int, edges, max_hop: int = 1) -> np.ndarray:
     return dist
 
 
+def bone_parents(layout: SkeletonLayout) -> list[int]:
+    """Each joint's bone neighbour one hop nearer the layout's centre joint (the centre is its own)."""
+    to_centre = hop_distance(layout.num_joints, layout.bones, layout.num_joints)[:, layout.center]
+    parents = list(range(layout.num_joints))
+    for a, b in layout.bones:
+        for child, parent in ((a, b), (b, a)):
+            if parents[child] == child and to_centre[parent] == to_centre[child] - 1:
+                parents[child] = parent
+    return parents
+
+
 def normalize_digraph(adjacency: np.ndarray) -> np.ndarray:
     """``A·D⁻¹`` with ``D`` the column degrees; all-zero columns stay zero."""
     degree = adjacency.sum(axis=0)

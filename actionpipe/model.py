@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ActionpipeError
-from .graph import Graph
+from .graph import Graph, bone_parents
 from .layouts import SkeletonLayout
 
 # (width as a multiple of base_channels, temporal stride) of the ten published blocks.
@@ -30,21 +30,6 @@ BLOCK_PLAN = ((1, 1), (1, 1), (1, 1), (1, 1), (2, 2), (2, 1), (2, 1), (4, 2), (4
 # What the first layer sees: the joints as given (the published model), or the joints plus each
 # joint's bone (its x, y minus its parent's) and motion (its x, y one frame later minus now).
 INPUT_FEATURES = ("joint", "joint_bone_motion")
-
-
-def bone_parents(layout: SkeletonLayout) -> list[int]:
-    """Each joint's neighbour one hop nearer the layout's centre joint (the centre is its own)."""
-    neighbours: dict[int, list[int]] = {v: [] for v in range(layout.num_joints)}
-    for a, b in layout.bones:
-        neighbours[a].append(b)
-        neighbours[b].append(a)
-    parents, queue = {layout.center: layout.center}, [layout.center]
-    for v in queue:   # breadth first: the queue grows while it is walked
-        for w in neighbours[v]:
-            if w not in parents:
-                parents[w] = v
-                queue.append(w)
-    return [parents.get(v, v) for v in range(layout.num_joints)]
 
 
 def bone_motion_features(x: torch.Tensor, parents: list[int]) -> torch.Tensor:

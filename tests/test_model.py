@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from actionpipe.errors import ActionpipeError
-from actionpipe.graph import Graph
+from actionpipe.graph import Graph, bone_parents
 from actionpipe.layouts import get_layout
-from actionpipe.model import STGCN, GraphConv, bone_motion_features, bone_parents, load_reference_state_dict
+from actionpipe.model import STGCN, GraphConv, bone_motion_features, load_reference_state_dict
 from helpers import shared_path
 
 CONFIGS = {
