@@ -11,7 +11,7 @@ import torch
 from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import COCO17
 from actionpipe.training.train import epoch_order, training_loss
-from actionpipe.training.config import OTHER_LABEL, TrainConfig, apply_label_map, load_dataset
+from actionpipe.training.config import OTHER_LABEL, TrainConfig, apply_label_map, load_dataset, load_sources
 from actionpipe.training.virtual_camera import Camera, project
 
 from helpers import shared_path
@@ -106,6 +106,8 @@ def test_label_map_merges_leaves_out_and_marks_negatives(utd_train):
     ({"utd": {"rename": {"a": "b"}, "typo": []}}, "dataset kind"),
     ({"utd": {"exclude": "knock"}}, "lists of labels"),
     ({"utd": {"rename": {"draw_x": OTHER_LABEL}}}, "negatives instead"),
+    ({"utd": {"weights": {"bowling": 0}}}, "positive numbers"),
+    ({"utd": {"weights": ["bowling"]}}, "positive numbers"),
 ])
 def test_label_map_errors(label_map, message):
     with pytest.raises(ActionpipeError, match=message):
@@ -119,6 +121,23 @@ def test_datasets_entries_are_checked():
         TrainConfig.from_dict({"datasets": [{"dataset": "utd:y", "weight": 0}]})
     with pytest.raises(ActionpipeError, match="datasets\\[0\\]"):
         TrainConfig.from_dict({"datasets": [{"dataset": "utd:y", "wieght": 1}]})
+
+
+def test_label_map_weights_multiply_the_dataset_weight():
+    utd = f"utd:{shared_path('datasets', 'utd_mhad')}"
+    config = {"datasets": [{"dataset": utd, "split": "train", "weight": 2.0}],
+              "label_map": {"utd": {"rename": {"bowling": "bowl"}, "negatives": ["draw_x"],
+                                    "weights": {"bowling": 3.0, "draw_x": 0.5}}}}
+    clips, weights, _ = load_sources(TrainConfig.from_dict(config))
+    by_origin = {}
+    for clip, weight in zip(clips, weights):
+        by_origin.setdefault(clip.origin, set()).add(float(weight))
+    # Keyed by the dataset's own label, before renaming; applies to negatives too.
+    assert by_origin["utd:bowling"] == {6.0} and by_origin["utd:draw_x"] == {1.0} and by_origin["utd:wave"] == {2.0}
+    assert {c.label for c in clips if c.origin == "utd:bowling"} == {"bowl"}
+    config["label_map"]["utd"]["weights"] = {"bowlnig": 3.0}
+    with pytest.raises(ActionpipeError, match="no training clip is labelled bowlnig"):
+        load_sources(TrainConfig.from_dict(config))
 
 
 def test_epoch_order_weights():

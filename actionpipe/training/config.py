@@ -11,7 +11,8 @@ momentum 0.9, weight decay 1e-4, lr 0.01 decayed ×0.1 at chosen epochs, dropout
          {"dataset": "utd:../shared/datasets/utd_mhad", "split": "train", "weight": 2.0}, ...],
      "label_map": {"utd": {"rename": {"bowling": "bowl"},      # dataset label -> model class
                            "exclude": ["knock"],               # left out altogether
-                           "negatives": ["draw_x"]}},          # trained against: "other"
+                           "negatives": ["draw_x"],            # trained against: "other"
+                           "weights": {"bowling": 3.0}}},      # drawn 3x as often (x dataset weight)
      "labels": null,                                     # kinetics: label JSON (default DIR_label.json)
      "preprocessing": {PackSpec fields}, "window_frames": 32, "window_stride": 16,
      "architecture": {"base_channels": 64, "dropout": 0.5, ...},   # STGCN keyword arguments, e.g.
@@ -28,7 +29,8 @@ architecture, windows and pose settings (a config or override that sets them oth
 and its optimiser defaults are :data:`actionpipe.training.finetune.FINETUNE_OPTIM` instead of the paper's.
 
 A dataset's ``weight`` multiplies how often each of its clips is drawn per epoch (2.0: twice; 0.5:
-half the epochs). The label map is keyed by dataset kind and is written into the model card, so
+half the epochs); a label map's ``weights`` multiply it again for chosen dataset labels (a small
+source of a merged class that the larger one would otherwise drown out). The label map is keyed by dataset kind and is written into the model card, so
 ``eval`` and ``calibrate`` read each dataset's labels the way training did. Negatives become the
 label :data:`OTHER_LABEL`: no class of the model, trained towards a uniform output (outlier
 exposure, ``optim.negative_weight``) and counted as unknown by ``eval``.
@@ -49,7 +51,7 @@ from ..pack import PackSpec
 
 DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "videos")
 OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
-LABEL_MAP_KEYS = ("rename", "exclude", "negatives")
+LABEL_MAP_KEYS = ("rename", "exclude", "negatives", "weights")
 
 
 @dataclass
@@ -198,7 +200,8 @@ def _check_sources(cfg: TrainConfig, where) -> None:
 
 
 def check_label_map(label_map: Any, where=None) -> None:
-    """``{kind: {"rename": {label: class}, "exclude": [label], "negatives": [label]}}``, or raise."""
+    """``{kind: {"rename": {label: class}, "exclude": [label], "negatives": [label],
+    "weights": {label: factor}}}``, or raise."""
     if not isinstance(label_map, dict):
         raise ActionpipeError(where, "label_map: expected a mapping of dataset kind to its map")
     for kind, entry in label_map.items():
@@ -211,6 +214,10 @@ def check_label_map(label_map: Any, where=None) -> None:
                 or not all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in lists)):
             raise ActionpipeError(where, f"label_map.{kind}: rename maps labels to class names; "
                                          "exclude and negatives are lists of labels")
+        weights = entry.get("weights", {})
+        if not isinstance(weights, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    and v > 0 for v in weights.values()):
+            raise ActionpipeError(where, f"label_map.{kind}.weights: maps labels to positive numbers")
         if OTHER_LABEL in rename.values():
             raise ActionpipeError(where, f"label_map.{kind}: {OTHER_LABEL!r} is not a class; list negatives instead")
 
@@ -367,9 +374,20 @@ def load_sources(cfg: TrainConfig, spec: PackSpec | None = None):
             cache = PoseCache(pose_settings(cfg), cfg.pose_cache)
         some, info = load_dataset(source.dataset, source.split, cfg.labels, spec or cfg.spec, cfg.label_map, cache)
         clips += some
-        weights += [source.weight] * len(some)
+        weights += [source.weight * label_weight(cfg.label_map, c.origin) for c in some]
         infos.append({**info, "weight": source.weight} if cfg.datasets else info)
+    origins = {c.origin for c in clips}
+    for kind, entry in (cfg.label_map or {}).items():
+        unknown = sorted(label for label in entry.get("weights", {}) if f"{kind}:{label}" not in origins)
+        if unknown:   # a misspelt label would otherwise weigh nothing, silently
+            raise ActionpipeError(None, f"label_map.{kind}.weights: no training clip is labelled {', '.join(unknown)}")
     return clips, np.array(weights, dtype=np.float64), (infos[0] if not cfg.datasets else {"sources": infos})
+
+
+def label_weight(label_map: dict[str, dict[str, Any]] | None, origin: str) -> float:
+    """The label map's extra sampling weight for a clip of ``origin`` ("kind:label", the dataset's own label)."""
+    kind, label = origin.split(":", 1)
+    return float((label_map or {}).get(kind, {}).get("weights", {}).get(label, 1.0))
 
 
 def pose_settings(cfg: TrainConfig) -> dict[str, Any]:
