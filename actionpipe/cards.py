@@ -74,7 +74,7 @@ class ModelCard:
     pose: PoseSection = field(default_factory=PoseSection)
     calibration: CalibrationSection | None = None
     open_set: OpenSetSection | None = None
-    label_map: dict[str, Any] = field(default_factory=dict)   # see actionpipe.training.config.apply_label_map
+    label_map: dict[str, Any] = field(default_factory=dict)   # see actionpipe.training.label_map
     documentation: dict[str, Any] = field(default_factory=dict)   # DOCUMENTATION_KEYS, as they are
 
     def __repr__(self) -> str:
@@ -219,7 +219,7 @@ def parse_sections(d: Any, within: str | None = None) -> dict[str, Any]:
                 raise ActionpipeError(None, f"{key} must be a JSON {_JSON_NAMES[kind]}")
         label_map = d.get("label_map") or {}
         if label_map:
-            from .training.config import check_label_map
+            from .training.label_map import check_label_map
 
             check_label_map(label_map)
         optional = {s.key: s.from_dict(d[s.key]) if d.get(s.key) is not None else None

@@ -11,7 +11,8 @@ import torch
 from actionpipe.errors import ActionpipeError
 from actionpipe.layouts import COCO17
 from actionpipe.training.train import epoch_order, training_loss
-from actionpipe.training.config import OTHER_LABEL, TrainConfig, apply_label_map, load_dataset, load_sources
+from actionpipe.training.config import TrainConfig, load_dataset, load_sources
+from actionpipe.training.label_map import OTHER_LABEL, apply_label_map
 from actionpipe.training.virtual_camera import Camera, project
 
 from helpers import shared_path

@@ -106,7 +106,7 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
     them, recorded in ``open_set.validation_negatives``."""
     from ..infer import Predictor
     from .datasets import split_validation
-    from .config import OTHER_LABEL
+    from .label_map import OTHER_LABEL
 
     if method not in METHODS:
         raise ActionpipeError(None, f"unknown open-set method {method!r} (expected one of {', '.join(METHODS)})")

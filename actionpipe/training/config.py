@@ -30,17 +30,18 @@ and its optimiser defaults are :data:`actionpipe.training.finetune.FINETUNE_OPTI
 
 A dataset's ``weight`` multiplies how often each of its clips is drawn per epoch (2.0: twice; 0.5:
 half the epochs); a label map's ``weights`` multiply it again for chosen dataset labels (a small
-source of a merged class that the larger one would otherwise drown out). The label map is keyed by dataset kind and is written into the model card, so
-``eval`` and ``calibrate`` read each dataset's labels the way training did. Negatives become the
-label :data:`OTHER_LABEL`: no class of the model, trained towards a uniform output (outlier
-exposure, ``optim.negative_weight``) and counted as unknown by ``eval``.
+source of a merged class that the larger one would otherwise drown out). The label map
+(:mod:`actionpipe.training.label_map`) is keyed by dataset kind and is written into the model card,
+so ``eval`` and ``calibrate`` read each dataset's labels the way training did. Negatives become the
+label ``other``: no class of the model, trained towards a uniform output (outlier exposure,
+``optim.negative_weight``) and counted as unknown by ``eval``.
 
 Overrides are dotted keys with JSON values: ``optim.lr=0.05``, ``augment.rotation=15``.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,8 @@ from .augment import AugmentConfig
 from ..errors import ActionpipeError, UsageError
 from ..cards import parse_sections
 from ..pack import PackSpec
+from .label_map import DATASET_KINDS, apply_label_map, check_label_map, check_weighted_labels, label_weight
 
-DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "videos")
-OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
-LABEL_MAP_KEYS = ("rename", "exclude", "negatives", "weights")
 
 
 @dataclass
@@ -199,47 +198,6 @@ def _check_sources(cfg: TrainConfig, where) -> None:
             raise ActionpipeError(where, f"config datasets[{i}]: weight must be a positive number")
 
 
-def check_label_map(label_map: Any, where=None) -> None:
-    """``{kind: {"rename": {label: class}, "exclude": [label], "negatives": [label],
-    "weights": {label: factor}}}``, or raise."""
-    if not isinstance(label_map, dict):
-        raise ActionpipeError(where, "label_map: expected a mapping of dataset kind to its map")
-    for kind, entry in label_map.items():
-        if kind not in DATASET_KINDS or not isinstance(entry, dict) or set(entry) - set(LABEL_MAP_KEYS):
-            raise ActionpipeError(where, f"label_map.{kind}: expected a dataset kind ({', '.join(DATASET_KINDS)}) "
-                                         f"mapping to {{{', '.join(LABEL_MAP_KEYS)}}}")
-        rename = entry.get("rename", {})
-        lists = [entry.get("exclude", []), entry.get("negatives", [])]
-        if (not isinstance(rename, dict) or not all(isinstance(v, str) and v for v in rename.values())
-                or not all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in lists)):
-            raise ActionpipeError(where, f"label_map.{kind}: rename maps labels to class names; "
-                                         "exclude and negatives are lists of labels")
-        weights = entry.get("weights", {})
-        if not isinstance(weights, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                    and v > 0 for v in weights.values()):
-            raise ActionpipeError(where, f"label_map.{kind}.weights: maps labels to positive numbers")
-        if OTHER_LABEL in rename.values():
-            raise ActionpipeError(where, f"label_map.{kind}: {OTHER_LABEL!r} is not a class; list negatives instead")
-
-
-def apply_label_map(clips: list, kind: str, label_map: dict[str, dict[str, Any]] | None) -> list:
-    """The clips with their labels mapped per ``label_map[kind]``: renamed, excluded ones dropped,
-    negatives relabelled :data:`OTHER_LABEL` and flagged. A mapped dataset loses its own class
-    numbers (the model's classes are then the mapped names, alphabetically)."""
-    entry = (label_map or {}).get(kind)
-    if not entry:
-        return clips
-    rename, exclude, negatives = entry.get("rename", {}), set(entry.get("exclude", [])), set(entry.get("negatives", []))
-    out = []
-    for clip in clips:
-        if clip.label in exclude:
-            continue
-        negative = clip.label in negatives
-        out.append(replace(clip, label=OTHER_LABEL if negative else rename.get(clip.label, clip.label),
-                           negative=negative, label_index=None))
-    return out
-
-
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """A config file (JSON, or YAML by extension) with dotted-key ``overrides`` applied."""
     d: dict[str, Any] = {}
@@ -376,18 +334,8 @@ def load_sources(cfg: TrainConfig, spec: PackSpec | None = None):
         clips += some
         weights += [source.weight * label_weight(cfg.label_map, c.origin) for c in some]
         infos.append({**info, "weight": source.weight} if cfg.datasets else info)
-    origins = {c.origin for c in clips}
-    for kind, entry in (cfg.label_map or {}).items():
-        unknown = sorted(label for label in entry.get("weights", {}) if f"{kind}:{label}" not in origins)
-        if unknown:   # a misspelt label would otherwise weigh nothing, silently
-            raise ActionpipeError(None, f"label_map.{kind}.weights: no training clip is labelled {', '.join(unknown)}")
+    check_weighted_labels(cfg.label_map, {c.origin for c in clips})
     return clips, np.array(weights, dtype=np.float64), (infos[0] if not cfg.datasets else {"sources": infos})
-
-
-def label_weight(label_map: dict[str, dict[str, Any]] | None, origin: str) -> float:
-    """The label map's extra sampling weight for a clip of ``origin`` ("kind:label", the dataset's own label)."""
-    kind, label = origin.split(":", 1)
-    return float((label_map or {}).get(kind, {}).get("weights", {}).get(label, 1.0))
 
 
 def pose_settings(cfg: TrainConfig) -> dict[str, Any]:

@@ -35,7 +35,8 @@ from ..infer import combine_windows, run_windows
 from .model_input import clip_sample, training_sample
 from ..openset import softmax
 from ..pack import Sample
-from .config import OTHER_LABEL, TrainConfig, load_sources
+from .config import TrainConfig, load_sources
+from .label_map import OTHER_LABEL
 
 
 # --- data ----------------------------------------------------------------------------------------
