@@ -7,23 +7,14 @@ says the same in JSON Schema.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Callable, ClassVar
 
 from .aggregates import WINDOW_AGGREGATES
 from .devices import POSE_PRECISIONS
 from .errors import ActionpipeError
-from .fileio import check_keys
+from .fileio import check_keys, is_number
 from .openset import METHODS
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _Section:
@@ -62,9 +53,9 @@ class PoseSection(_Section):
     precision: str | None = None   # OpenVINO's, one of devices.POSE_PRECISIONS
 
     def __post_init__(self):
-        self._expect("imgsz", lambda v: _whole(v) and v >= 32, "a whole number >= 32")
-        self._expect("conf", lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1")
-        self._expect("fps", lambda v: _number(v) and v > 0, "a positive number")
+        self._expect("imgsz", lambda v: is_number(v, whole=True) and v >= 32, "a whole number >= 32")
+        self._expect("conf", lambda v: is_number(v) and 0 < v < 1, "a number between 0 and 1")
+        self._expect("fps", lambda v: is_number(v) and v > 0, "a positive number")
         self._expect("precision", lambda v: isinstance(v, str) and v in POSE_PRECISIONS,
                      f"one of {', '.join(POSE_PRECISIONS)}")
 
@@ -84,7 +75,7 @@ class InferenceSection(_Section):
 
     def __post_init__(self):
         for name in ("window_frames", "window_stride"):
-            self._expect(name, lambda v: _whole(v) and v >= 1, "a whole number >= 1 (or absent)")
+            self._expect(name, lambda v: is_number(v, whole=True) and v >= 1, "a whole number >= 1 (or absent)")
         self._expect("aggregate", lambda v: isinstance(v, str) and v in WINDOW_AGGREGATES,
                      f"one of {', '.join(WINDOW_AGGREGATES)}", optional=False)
         self._expect("mirror_average", lambda v: isinstance(v, bool), "true or false", optional=False)
@@ -120,9 +111,9 @@ class CalibrationSection(_Section):
     held_out: dict[str, Any] | None = None   # HELD_OUT_KEYS: the same measures on the test splits
 
     def __post_init__(self):
-        self._expect("temperature", lambda v: _number(v) and v > 0, "a positive number", optional=False)
+        self._expect("temperature", lambda v: is_number(v) and v > 0, "a positive number", optional=False)
         for name in _MEASURES:
-            self._expect(name, _number, "a number")
+            self._expect(name, is_number, "a number")
         for name in ("measured_on", "fitted_on"):
             self._expect(name, _text, "a string")
         if self.held_out is not None:
@@ -148,9 +139,9 @@ class OpenSetSection(_Section):
     def __post_init__(self):
         self._expect("method", lambda v: isinstance(v, str) and v in METHODS, f"one of {', '.join(METHODS)}",
                      optional=False)
-        self._expect("threshold", _number, "a number", optional=False)
-        self._expect("accept", lambda v: _number(v) and 0 < v < 1, "a number between 0 and 1")
-        self._expect("shrinkage", lambda v: _number(v) and 0 <= v <= 1, "a number between 0 and 1")
+        self._expect("threshold", is_number, "a number", optional=False)
+        self._expect("accept", lambda v: is_number(v) and 0 < v < 1, "a number between 0 and 1")
+        self._expect("shrinkage", lambda v: is_number(v) and 0 <= v <= 1, "a number between 0 and 1")
         for name in ("chosen", "sha256", "fitted_on"):
             self._expect(name, _text, "a string")
         self._expect("file", lambda v: isinstance(v, str) and v not in ("", ".", "..") and "/" not in v

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import math
+import numbers
 import os
 import re
 import shutil
@@ -317,6 +318,12 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         raise ActionpipeError(path, f"not a valid {what}: {exc}") from None
     except OSError as exc:
         raise ActionpipeError(path, f"cannot read: {exc.strerror}") from None
+
+
+def is_number(value: Any, whole: bool = False) -> bool:
+    """A finite JSON number (a whole one with ``whole``); true and false are not numbers."""
+    kind = numbers.Integral if whole else numbers.Real
+    return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_keys(d: dict[str, Any], allowed: Iterable[str], path: str | Path | None, where: str) -> None:

@@ -19,8 +19,6 @@ width, height, source and the pack settings.
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field, replace
@@ -30,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ActionpipeError
-from .fileio import check_keys, parse_json, save_npz
+from .fileio import check_keys, is_number, parse_json, save_npz
 from .layouts import convert_keypoints, get_layout
 from .posefile import PoseFile, PoseFrame
 
@@ -39,11 +37,6 @@ RANKINGS = ("confidence", "area", "prominence")
 NORMALIZATIONS = ("frame", "body")
 PADDINGS = ("loop", "zero")
 MAX_RESAMPLED_FRAMES = 10_000_000  # over 7 days at 15 fps
-
-
-def _is_number(value: Any, whole: bool = False) -> bool:
-    kind = numbers.Integral if whole else numbers.Real
-    return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -70,13 +63,13 @@ class PackSpec:
                                      (self.rank, RANKINGS, "rank"), (self.pad, PADDINGS, "pad")):
             if value not in allowed:
                 raise ActionpipeError(None, f"unknown {what} {value!r} (expected one of {', '.join(allowed)})")
-        if not _is_number(self.max_people, whole=True) or self.max_people < 1:
+        if not is_number(self.max_people, whole=True) or self.max_people < 1:
             raise ActionpipeError(None, f"max_people must be a whole number >= 1, got {self.max_people!r}")
-        if self.frames is not None and (not _is_number(self.frames, whole=True) or self.frames < 1):
+        if self.frames is not None and (not is_number(self.frames, whole=True) or self.frames < 1):
             raise ActionpipeError(None, f"frames must be a whole number >= 1 or null, got {self.frames!r}")
-        if self.fps is not None and (not _is_number(self.fps) or self.fps <= 0):
+        if self.fps is not None and (not is_number(self.fps) or self.fps <= 0):
             raise ActionpipeError(None, f"fps must be a positive number or null, got {self.fps!r}")
-        if not _is_number(self.min_confidence) or not 0 <= self.min_confidence <= 1:
+        if not is_number(self.min_confidence) or not 0 <= self.min_confidence <= 1:
             raise ActionpipeError(None, f"min_confidence must be between 0 and 1, got {self.min_confidence!r}")
 
     @classmethod

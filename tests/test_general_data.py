@@ -108,6 +108,7 @@ def test_label_map_merges_leaves_out_and_marks_negatives(utd_train):
     ({"utd": {"exclude": "knock"}}, "lists of labels"),
     ({"utd": {"rename": {"draw_x": OTHER_LABEL}}}, "negatives instead"),
     ({"utd": {"weights": {"bowling": 0}}}, "positive numbers"),
+    ({"utd": {"weights": {"bowling": float("inf")}}}, "positive numbers"),
     ({"utd": {"weights": ["bowling"]}}, "positive numbers"),
 ])
 def test_label_map_errors(label_map, message):

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ActionpipeError
+from ..fileio import is_number
 
 DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "videos")
 OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
@@ -34,8 +35,7 @@ def check_label_map(label_map: Any, where=None) -> None:
             raise ActionpipeError(where, f"label_map.{kind}: rename maps labels to class names; "
                                          "exclude and negatives are lists of labels")
         weights = entry.get("weights", {})
-        if not isinstance(weights, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                    and v > 0 for v in weights.values()):
+        if not isinstance(weights, dict) or not all(is_number(v) and v > 0 for v in weights.values()):
             raise ActionpipeError(where, f"label_map.{kind}.weights: maps labels to positive numbers")
         if OTHER_LABEL in rename.values():
             raise ActionpipeError(where, f"label_map.{kind}: {OTHER_LABEL!r} is not a class; list negatives instead")
