@@ -37,7 +37,7 @@ from .cards import ModelCard
 from .devices import resolve_device, use_cpu_threads
 from .aggregates import WINDOW_AGGREGATES, combine_windows  # noqa: F401 (also imported from here)
 from .errors import ActionpipeError
-from .fileio import check_keys, read_json
+from .fileio import check_keys, is_number, read_json
 from .layouts import get_layout
 from .openset import OpenSet, softmax, temper
 from .pack import Sample, fit_length
@@ -330,7 +330,7 @@ def load_scores(path: str | Path) -> dict[str, Any]:
             raise ActionpipeError(path, "every item needs a \"source\" (the sample's name)")
         probs = item.get("probabilities")
         if (not isinstance(probs, list) or len(probs) != len(classes)
-                or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 for p in probs)):
+                or not all(is_number(p) and 0 <= p <= 1 for p in probs)):
             raise ActionpipeError(path, f"item {item.get('source')!r}: \"probabilities\" must be "
                                         f"{len(classes)} numbers between 0 and 1, one per class")
     return doc

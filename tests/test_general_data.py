@@ -121,6 +121,9 @@ def test_datasets_entries_are_checked():
         TrainConfig.from_dict({"dataset": "penn:x", "datasets": [{"dataset": "utd:y"}]})
     with pytest.raises(ActionpipeError, match="weight"):
         TrainConfig.from_dict({"datasets": [{"dataset": "utd:y", "weight": 0}]})
+    for weight in (True, float("inf")):   # a bool is no weight; infinity would drown every other clip
+        with pytest.raises(ActionpipeError, match="weight must be a positive number"):
+            TrainConfig.from_dict({"datasets": [{"dataset": "utd:y", "weight": weight}]})
     with pytest.raises(ActionpipeError, match="datasets\\[0\\]"):
         TrainConfig.from_dict({"datasets": [{"dataset": "utd:y", "wieght": 1}]})
 

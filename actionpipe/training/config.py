@@ -47,6 +47,7 @@ from typing import Any
 
 from .augment import AugmentConfig
 from ..errors import ActionpipeError, UsageError
+from ..fileio import is_number
 from ..cards import parse_sections
 from ..pack import PackSpec
 from .label_map import DATASET_KINDS, apply_label_map, check_label_map, check_weighted_labels, label_weight
@@ -194,7 +195,7 @@ def _check_sources(cfg: TrainConfig, where) -> None:
         source = DatasetEntry(**entry)
         if not isinstance(source.dataset, str) or source.split not in ("train", "test"):
             raise ActionpipeError(where, f"config datasets[{i}]: dataset must be KIND:PATH and split train or test")
-        if not isinstance(source.weight, (int, float)) or not source.weight > 0:
+        if not is_number(source.weight) or not source.weight > 0:
             raise ActionpipeError(where, f"config datasets[{i}]: weight must be a positive number")
 
 
