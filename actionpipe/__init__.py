@@ -6,8 +6,9 @@ first use, so ``import actionpipe`` stays fast (no torch, OpenCV or ultralytics 
 
 __version__ = "0.1.0"
 
-_EXPORTS = {"ActionModel": "api", "Result": "api", "Person": "api", "ModelCard": "cards",
-            "PoseFile": "posefile", "Sample": "pack", "Prediction": "infer", "ActionpipeError": "errors"}
+_EXPORTS = {"ActionModel": "api", "Result": "api", "Person": "api", "ModelCard": "model.cards",
+            "PoseFile": "pose.posefile", "Sample": "skeleton.pack", "Prediction": "model.infer",
+            "ActionpipeError": "core.errors"}
 __all__ = ["__version__", *_EXPORTS]
 
 

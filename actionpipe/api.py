@@ -12,7 +12,7 @@
     pose = model.pose("clip.mp4")                       # the stages: PoseFile ...
     prediction = model.predict(pose)                    # ... and Prediction
 
-A single video that cannot be read raises :class:`~actionpipe.errors.ActionpipeError`; in a list
+A single video that cannot be read raises :class:`~actionpipe.core.errors.ActionpipeError`; in a list
 it gives a result with ``status == "error"`` and the others go on. Nothing is printed unless
 ``verbose=True`` (then progress bars and warnings on stderr, as the CLI shows them).
 """
@@ -25,17 +25,17 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import console
-from .cards import ModelCard, default_card, find_card
-from .classify import DEFAULT_MIN_TRACK_S, Classifier, PersonResult, VideoResult
-from .devices import DEFAULT_POSE_BACKEND
-from .errors import ActionpipeError
-from .infer import DEFAULT_BATCH, Prediction
-from .pack import Sample, pack_people
-from .posefile import PoseFile
-from .report import DEFAULT_TOP_K, top_k
-from .speed import DEFAULT_SPEED
-from .timeline import Segment, Timeline
+from actionpipe.core import console
+from actionpipe.model.cards import ModelCard, default_card, find_card
+from actionpipe.pipeline.classify import DEFAULT_MIN_TRACK_S, Classifier, PersonResult, VideoResult
+from actionpipe.core.devices import DEFAULT_POSE_BACKEND
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.model.infer import DEFAULT_BATCH, Prediction
+from actionpipe.skeleton.pack import Sample, pack_people
+from actionpipe.pose.posefile import PoseFile
+from actionpipe.outputs.report import DEFAULT_TOP_K, top_k
+from actionpipe.pipeline.speed import DEFAULT_SPEED
+from actionpipe.outputs.timeline import Segment, Timeline
 
 
 class _Answer:
@@ -104,20 +104,20 @@ class Result(_Answer):
         return self.result.to_dict(k)
 
     def to_json(self, k: int = DEFAULT_TOP_K, indent: int | None = None) -> str:
-        from .fileio import dumps
+        from actionpipe.core.fileio import dumps
 
         return dumps(self.to_dict(k), indent=indent)
 
     def plot(self, t: float = 0.0, k: int = DEFAULT_TOP_K) -> np.ndarray:
         """The video's frame at ``t`` seconds with skeletons, labels, bars and timeline (BGR, as OpenCV)."""
-        from .render import render_frame
+        from actionpipe.outputs.render import render_frame
 
         with console.silenced(not self.verbose):
             return render_frame(self.video, self._pose(), self, t, k)
 
     def save(self, path: str | Path, k: int = DEFAULT_TOP_K) -> dict[str, Any]:
         """Write the annotated video (as ``actionpipe render``); returns frames, codec, size."""
-        from .render import render_video
+        from actionpipe.outputs.render import render_video
 
         with console.silenced(not self.verbose):
             return render_video(self.video, path, self._pose(), self, k)
@@ -147,7 +147,7 @@ class ActionModel:
     """The pose model and the action model of one card, loaded once; call it on videos.
 
     ``model``: None (the default model), a card name, a folder with a card.json, or a
-    :class:`~actionpipe.cards.ModelCard`. The pose settings (``imgsz``, ``conf``, ``fps``,
+    :class:`~actionpipe.model.cards.ModelCard`. The pose settings (``imgsz``, ``conf``, ``fps``,
     ``pose_backend``, ``pose_precision``, ``speed``) default to the card's, as for
     ``actionpipe classify``; ``reject=False`` never answers ``unknown``.
     """
@@ -158,7 +158,7 @@ class ActionModel:
                  pose_backend: str = DEFAULT_POSE_BACKEND, pose_precision: str | None = None,
                  speed: str = DEFAULT_SPEED, reject: bool = True, prefetch: bool = True, verbose: bool = False,
                  engine: str = "local", address: str | None = None, pose_workers: int | None = None):
-        from .engine_ray import ENGINES, import_ray
+        from actionpipe.engines.ray_engine import ENGINES, import_ray
 
         if engine not in ENGINES:
             raise ActionpipeError(None, f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
@@ -214,7 +214,7 @@ class ActionModel:
 
     def _results(self, videos: list, settings: dict, pose: PoseFile | None, keep_dir,
                  raise_errors: bool) -> Iterator[Result]:
-        from .classify import keep_names
+        from actionpipe.pipeline.classify import keep_names
 
         poses = ([(Path(videos[0]), pose, time.perf_counter())] if pose is not None
                  else self.classifier.poses(videos))
@@ -234,11 +234,11 @@ class ActionModel:
             yield result
 
     def _ray_results(self, videos: list, settings: dict, keep_dir, raise_errors: bool) -> Iterator[Result]:
-        """Results from the Ray cluster (:mod:`actionpipe.engine_ray`), in the order they finish;
+        """Results from the Ray cluster (:mod:`actionpipe.engines.ray_engine`), in the order they finish;
         ``result.pose`` is None (the pose stays on the cluster)."""
-        from .engine_ray import classify_on_ray
+        from actionpipe.engines.ray_engine import classify_on_ray
 
-        for found in classify_on_ray(self.card, self.settings, videos, settings, keep_dir, self.address,
+        for found in classify_on_ray(type(self), self.card, self.settings, videos, settings, keep_dir, self.address,
                                      self.pose_workers, self.verbose):
             if raise_errors and not found.ok:
                 raise ActionpipeError(None, found.error)
@@ -264,7 +264,7 @@ class ActionModel:
 
     def predict(self, data: PoseFile | Sample | str | os.PathLike, *, window: float | None = None,
                 stride: float | None = None, aggregate: str | None = None) -> Prediction:
-        """The model's :class:`~actionpipe.infer.Prediction` for a pose file or a packed sample (or a
+        """The model's :class:`~actionpipe.model.infer.Prediction` for a pose file or a packed sample (or a
         path to either: ``.json`` / ``.npz``), packed as the card says. This is the bare stage: no
         ``no_person``/``too_short``/``unknown`` statuses (``prediction.rejected`` says the last)."""
         source = data
@@ -280,9 +280,9 @@ class ActionModel:
 
     def watch(self, source: str | int | os.PathLike, **options):
         """Classify a camera (``0``), a device, a stream URL or a video file as it plays: a
-        :class:`~actionpipe.live.Watch` (opened now) to iterate for windows and events as they happen.
+        :class:`~actionpipe.pipeline.live.Watch` (opened now) to iterate for windows and events as they happen.
         ``options``: ``window``, ``stride``, ``per_person``, ``events_only``, ``realtime``, ``duration``,
-        ``show``, ``save`` ... (see :class:`~actionpipe.live.Watch`)."""
-        from .live import Watch
+        ``show``, ``save`` ... (see :class:`~actionpipe.pipeline.live.Watch`)."""
+        from actionpipe.pipeline.live import Watch
 
         return Watch(self, source, **options)

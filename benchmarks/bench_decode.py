@@ -1,6 +1,6 @@
 """Decoding + resampling + resizing as ``classify`` does it: OpenCV against PyAV, side by side.
 
-Variants, all through :func:`actionpipe.video.read_frames` at the pose model's rate and size
+Variants, all through :func:`actionpipe.video.reader.read_frames` at the pose model's rate and size
 (default 15 fps, longer side 640):
 
 * ``opencv``: OpenCV's FFmpeg backend, ``grab()``/``retrieve()`` + ``cv2.resize`` (INTER_AREA) - the default;
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actionpipe.video import expand_videos, probe, read_frames
+from actionpipe.video.reader import expand_videos, probe, read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEOS = [ROOT / "samples" / "demo.mp4", ROOT.parent / "shared" / "media"]

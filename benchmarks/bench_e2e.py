@@ -59,11 +59,11 @@ def main() -> None:
     parser.add_argument("--reference-poses", type=Path, help="pose files of the reference (see above)")
     args = parser.parse_args()
 
-    from actionpipe import console
-    from actionpipe.cards import DEFAULT_MODEL, find_card
-    from actionpipe.classify import Classifier
-    from actionpipe.devices import cpu_threads
-    from actionpipe.video import probe
+    from actionpipe.core import console
+    from actionpipe.model.cards import DEFAULT_MODEL, find_card
+    from actionpipe.pipeline.classify import Classifier
+    from actionpipe.core.devices import cpu_threads
+    from actionpipe.video.reader import probe
 
     console.set_quiet(True)
     card = find_card(args.model or DEFAULT_MODEL)
@@ -91,7 +91,7 @@ def main() -> None:
                          "probabilities": None if result.prediction is None
                          else [float(p) for p in result.prediction.probabilities]}
         if args.reference_poses:
-            from actionpipe.posefile import PoseFile
+            from actionpipe.pose.posefile import PoseFile
 
             pose = PoseFile.load(args.reference_poses / video.stem / "pose.json")
             result = classifiers[args.variants[0]].classify_pose(pose, video)

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from actionpipe import videowriter  # noqa: E402
-from actionpipe.video import read_frames  # noqa: E402
+from actionpipe.video.reader import read_frames  # noqa: E402
 
 
 def encode(frames, path: Path, writer_kind: str, preset: str | None) -> float:
@@ -40,8 +40,8 @@ def peak_rss_mb(frames: int) -> float:
     code = f"""
 import resource, sys, tempfile, cv2
 sys.path.insert(0, {str(REPO)!r})
-from actionpipe.videowriter import H264Writer
-from actionpipe.video import read_frames
+from actionpipe.video.writer import H264Writer
+from actionpipe.video.reader import read_frames
 images = [cv2.resize(f.image, (640, 360)) for _, f in zip(range(30), read_frames({str(REPO / "samples" / "demo.mp4")!r}))]
 with tempfile.TemporaryDirectory() as tmp:
     writer = H264Writer(tmp + "/m.mp4", 30, (640, 360))

@@ -41,8 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from actionpipe import console  # noqa: E402
-from actionpipe.cards import find_card  # noqa: E402
-from actionpipe.infer import Predictor  # noqa: E402
+from actionpipe.model.cards import find_card  # noqa: E402
+from actionpipe.model.infer import Predictor  # noqa: E402
 from actionpipe.training.model_input import clip_sample  # noqa: E402
 from actionpipe.training.train import TrainingData, train  # noqa: E402
 from actionpipe.training.config import load_config  # noqa: E402

@@ -83,10 +83,10 @@ def packing_agreement(pose_dir: str, model: str | None, window: float, stride: f
     window's frames get classified alone."""
     from dataclasses import replace
 
-    from actionpipe.cards import default_card, find_card
-    from actionpipe.classify import Classifier
-    from actionpipe.infer import window_starts
-    from actionpipe.posefile import PoseFile
+    from actionpipe.model.cards import default_card, find_card
+    from actionpipe.pipeline.classify import Classifier
+    from actionpipe.model.infer import window_starts
+    from actionpipe.pose.posefile import PoseFile
 
     card = find_card(model) if model else default_card()
     classifier = Classifier(card, device="cpu", load_pose=False)
@@ -129,7 +129,7 @@ def main() -> None:
         return
     from mjpeg_server import MjpegServer
 
-    from actionpipe.timeline import window_at
+    from actionpipe.outputs.timeline import window_at
 
     options = ["--window", str(args.window), "--stride", str(args.stride)]
     options += ["--imgsz", str(args.imgsz)] if args.imgsz else []

@@ -77,9 +77,9 @@ def child(argv: list[str]) -> None:
         make_long_video(Path(argv[1]), float(argv[2]))
         print(json.dumps({"seconds": time.perf_counter() - t0}))
         return
-    from actionpipe import console
-    from actionpipe.cards import find_card
-    from actionpipe.classify import Classifier
+    from actionpipe.core import console
+    from actionpipe.model.cards import find_card
+    from actionpipe.pipeline.classify import Classifier
 
     console.set_quiet(True)
     what, video, model, fps = argv[0], argv[1], argv[2], float(argv[3]) or None
@@ -90,7 +90,7 @@ def child(argv: list[str]) -> None:
         result = classifier.classify(video)
         extra = {"windows": len(result.timeline.starts), "people": len(result.people)}
     else:
-        from actionpipe.render import render_video
+        from actionpipe.outputs.render import render_video
 
         pose = classifier.pose.estimate_path(video, fps=classifier.fps)
         scores = classifier.classify_pose(pose, video).to_dict()

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from actionpipe import console
-from actionpipe.devices import cpu_threads
-from actionpipe.pose import PoseEstimator
-from actionpipe.video import read_frames
+from actionpipe.core import console
+from actionpipe.core.devices import cpu_threads
+from actionpipe.pose.estimator import PoseEstimator
+from actionpipe.video.reader import read_frames
 
 REPO = Path(__file__).resolve().parent.parent
 

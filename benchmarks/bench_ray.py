@@ -50,9 +50,9 @@ def stage_costs(card, videos: list[Path]) -> list[dict]:
     import numpy as np
 
     from actionpipe.api import ActionModel
-    from actionpipe.jsonl import JsonlWriter
-    from actionpipe.tracking import Detection, Tracker
-    from actionpipe.video import read_frames
+    from actionpipe.outputs.jsonl import JsonlWriter
+    from actionpipe.pose.tracking import Detection, Tracker
+    from actionpipe.video.reader import read_frames
 
     model = ActionModel(card, device="cpu", prefetch=False)
     model.classifier.pose.model  # load / export now, not inside the timing
@@ -121,9 +121,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the measurements here")
     args = parser.parse_args()
 
-    from actionpipe import console
+    from actionpipe.core import console
     from actionpipe.api import ActionModel, _card
-    from actionpipe.engine_ray import connect
+    from actionpipe.engines.ray_engine import connect
 
     console.set_quiet(True)
     folder = args.clips / "videos"

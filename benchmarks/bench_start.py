@@ -27,9 +27,9 @@ t0 = float(sys.argv[1])
 if sys.argv[2] == "torch+deterministic":
     import torch
     torch.use_deterministic_algorithms(True, warn_only=True)
-from actionpipe.cards import default_card
-from actionpipe.classify import Classifier
-from actionpipe.video import read_frames
+from actionpipe.model.cards import default_card
+from actionpipe.pipeline.classify import Classifier
+from actionpipe.video.reader import read_frames
 classifier = Classifier(default_card(), device="auto", pose_backend=sys.argv[2].split("+")[0])
 frame = next(iter(read_frames(sys.argv[3], fps=classifier.fps, max_side=classifier.pose.imgsz)))
 classifier.pose.detect([frame.image])

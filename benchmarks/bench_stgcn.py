@@ -5,7 +5,7 @@ full width (64) and a CPU-sized width (32); CPU always, CUDA when available.
 
 ``reference`` runs the same weights through the reference implementation's forward (NCHW tensors,
 ``einsum('nkctv,kvw->nctw')`` on a permuted copy); ``actionpipe`` is ``STGCN.forward`` in eval
-mode under ``torch.inference_mode()``, i.e. its :class:`~actionpipe.model.InferencePlan` (batch
+mode under ``torch.inference_mode()``, i.e. its :class:`~actionpipe.model.stgcn.InferencePlan` (batch
 norms folded, channels-last matrix products). Both outputs are checked to agree (1e-4) before
 timing. Variants are timed interleaved and the best round is reported, so load from other
 processes on a shared machine biases both alike. ``--clock cpu`` times CPU seconds of the process
@@ -23,7 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from actionpipe.model import STGCN
+from actionpipe.model.stgcn import STGCN
 
 
 def reference_forward(model: STGCN, x: torch.Tensor) -> torch.Tensor:

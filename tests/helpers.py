@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from actionpipe.layouts import COCO17
-from actionpipe.posefile import Person, PoseFile, PoseFrame
+from actionpipe.pose.layouts import COCO17
+from actionpipe.pose.posefile import Person, PoseFile, PoseFrame
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -100,8 +100,8 @@ def write_card(directory, layout="coco17", window=8, base_channels=8, seed=0, ag
     """A small, randomly initialised model with a real card: mechanics, not accuracy."""
     import torch
 
-    from actionpipe.cards import ModelCard, sha256_file
-    from actionpipe.model import STGCN
+    from actionpipe.model.cards import ModelCard, sha256_file
+    from actionpipe.model.stgcn import STGCN
 
     torch.manual_seed(seed)
     directory.mkdir(parents=True, exist_ok=True)

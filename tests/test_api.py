@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 SQUAT = REPO / "samples" / "squat.mp4"
 
 
@@ -60,7 +60,7 @@ def test_notebook_session(model, result, tmp_path, capfd):
     # One annotated frame, then the annotated video.
     frame = result.plot(t=2.0)
     assert frame.shape == (result.pose.height, result.pose.width, 3) and frame.dtype == np.uint8
-    from actionpipe.video import probe, read_frames
+    from actionpipe.video.reader import probe, read_frames
     plain = next(read_frames(SQUAT, start=2.0))
     assert (frame != plain.image).any(axis=2).mean() > 0.01   # something was drawn on it
     summary = result.save(tmp_path / "annotated.mp4")
@@ -84,7 +84,7 @@ def test_notebook_session(model, result, tmp_path, capfd):
 
 @pytest.mark.slow
 def test_many_videos_stream_and_a_broken_one_does_not_stop_them(model, result, tmp_path):
-    from actionpipe.errors import ActionpipeError
+    from actionpipe.core.errors import ActionpipeError
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
@@ -106,7 +106,7 @@ def test_many_videos_stream_and_a_broken_one_does_not_stop_them(model, result, t
 
 def test_model_argument_forms(tmp_path):
     from actionpipe import ActionModel, ModelCard
-    from actionpipe.errors import ActionpipeError
+    from actionpipe.core.errors import ActionpipeError
     from helpers import write_card
 
     card = write_card(tmp_path / "tiny")

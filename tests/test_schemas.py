@@ -12,8 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actionpipe import card_sections, cards, extract, infer, pack, posefile
-from actionpipe.errors import ActionpipeError
+from actionpipe.model import card_sections
+
+from actionpipe.model import cards
+
+from actionpipe.video import extract
+
+from actionpipe.model import infer
+
+from actionpipe.skeleton import pack
+
+from actionpipe.pose import posefile
+from actionpipe.core.errors import ActionpipeError
 from helpers import REPO
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extras: pip install -e '.[test]'")
@@ -55,13 +65,13 @@ def _props(schema: dict, *path: str) -> dict:
 
 
 def test_schema_keys_and_choices_are_the_readers():
-    from actionpipe.aggregates import AGGREGATES, WINDOW_AGGREGATES
-    from actionpipe.classify import ANSWERS
-    from actionpipe.devices import POSE_PRECISIONS
-    from actionpipe.graph import STRATEGIES
-    from actionpipe.layouts import LAYOUTS
-    from actionpipe.model import INPUT_FEATURES, STGCN
-    from actionpipe.openset import METHODS
+    from actionpipe.model.aggregates import AGGREGATES, WINDOW_AGGREGATES
+    from actionpipe.pipeline.classify import ANSWERS
+    from actionpipe.core.devices import POSE_PRECISIONS
+    from actionpipe.skeleton.graph import STRATEGIES
+    from actionpipe.pose.layouts import LAYOUTS
+    from actionpipe.model.stgcn import INPUT_FEATURES, STGCN
+    from actionpipe.model.openset import METHODS
 
     def fields(cls) -> set[str]:
         return {f.name for f in dataclasses.fields(cls)}
@@ -120,8 +130,8 @@ def outputs(tmp_path_factory):
     torch, imgsz 320), then classify with the shipped default model, windows and per person,
     keeping its pose file, sample and scores (what pose, pack and infer write); plus a video with
     nobody in it and a broken one."""
-    from actionpipe.classify import Classifier
-    from actionpipe.posefile import PoseFrame
+    from actionpipe.pipeline.classify import Classifier
+    from actionpipe.pose.posefile import PoseFrame
 
     work = tmp_path_factory.mktemp("schemas")
     video = REPO / "samples" / "squat.mp4"

@@ -1,4 +1,4 @@
-"""``actionpipe watch``: the click layer over :mod:`actionpipe.live` (registered in :mod:`actionpipe.cli.main`).
+"""``actionpipe watch``: the click layer over :mod:`actionpipe.pipeline.live` (registered in :mod:`actionpipe.cli.main`).
 
 stdout: one JSON line per window, per event and a last ``summary`` line (only events with
 ``--events-only``), each written whole and flushed. stderr: a live view on a terminal (current
@@ -16,9 +16,9 @@ import time
 
 import click
 
-from .. import console
-from .options import LibraryDefault, device_option, model_option, pose_backend_option, pose_precision_option
-from ..stream import is_live  # light: OpenCV is imported when a source opens
+from actionpipe.core import console
+from actionpipe.cli.options import LibraryDefault, device_option, model_option, pose_backend_option, pose_precision_option
+from actionpipe.video.stream import is_live  # light: OpenCV is imported when a source opens
 
 _seconds = click.FloatRange(min=0, min_open=True)
 
@@ -41,7 +41,7 @@ def _stopped_by_signals(watch):
 
 def _emit(d: dict) -> None:
     """One JSON line, written whole and flushed at once (a reader sees whole lines only)."""
-    from ..fileio import dumps
+    from actionpipe.core.fileio import dumps
 
     sys.stdout.write(dumps(d) + "\n")
     sys.stdout.flush()
@@ -80,16 +80,16 @@ def _view(watch, window: dict | None):
 @click.option("--stride", "stride_s", type=_seconds, metavar="SEC",
               help="Classify every SEC seconds. Default: the model's own stride, or half of --window.")
 @click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track.")
-@click.option("--min-track-s", default=LibraryDefault("classify:DEFAULT_MIN_TRACK_S"), show_default=True, type=click.FloatRange(min=0),
+@click.option("--min-track-s", default=LibraryDefault("pipeline.classify:DEFAULT_MIN_TRACK_S"), show_default=True, type=click.FloatRange(min=0),
               metavar="SEC", help="Per person: only people seen for SEC seconds of the window.")
-@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1), help="Classes per window.")
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1), help="Classes per window.")
 @click.option("--events-only", is_flag=True,
               help="Print only events (runs of windows with one label, printed when they end).")
 @click.option("--realtime", is_flag=True,
               help="A video file plays at its own frame rate and frames are dropped when the models fall behind, "
                    "as from a camera. Default for files: as fast as possible, nothing dropped.")
 @click.option("--duration", type=_seconds, metavar="SEC", help="Stop after SEC seconds of video.")
-@click.option("--reconnect-s", default=LibraryDefault("stream:DEFAULT_RECONNECT_S"), show_default=True, type=_seconds, metavar="SEC",
+@click.option("--reconnect-s", default=LibraryDefault("video.stream:DEFAULT_RECONNECT_S"), show_default=True, type=_seconds, metavar="SEC",
               help="A stream that drops is reopened (with backoff) for up to SEC seconds, then it is an error.")
 @click.option("--show", is_flag=True, help="Show the annotated video in a window (needs a display; q or Esc stops).")
 @click.option("--save", type=click.Path(dir_okay=False), metavar="OUT.mp4",
@@ -106,11 +106,11 @@ def watch_cmd(source, model, device, window_s, stride_s, per_person, min_track_s
     video file as it plays: one JSON line per window and per event on stdout."""
     from rich.live import Live
 
-    from ..api import ActionModel
-    from .options import card_from_option
-    from ..errors import ActionpipeError, UsageError
-    from ..fileio import check_outputs
-    from ..video import probe
+    from actionpipe.api import ActionModel
+    from actionpipe.cli.options import card_from_option
+    from actionpipe.core.errors import ActionpipeError, UsageError
+    from actionpipe.core.fileio import check_outputs
+    from actionpipe.video.reader import probe
 
     if save == "-":
         raise UsageError(None, "--save needs a file name (a video cannot go to stdout here: it carries the JSON lines)")

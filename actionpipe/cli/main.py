@@ -12,14 +12,15 @@ from pathlib import Path
 
 import click
 
-from .. import __version__, console
-from .options import (LibraryChoice, LibraryDefault, LibraryTextOption, card_from_option, device_option,
+from actionpipe import __version__
+from actionpipe.core import console
+from actionpipe.cli.options import (LibraryChoice, LibraryDefault, LibraryTextOption, card_from_option, device_option,
                       model_option, pose_backend_option, pose_precision_option)
-from .report import with_report_options
-from .training import calibrate_cmd, eval_cmd, train_cmd
-from .live import watch_cmd
-from .video import classify, render_cmd
-from ..errors import ActionpipeError
+from actionpipe.cli.report import with_report_options
+from actionpipe.cli.training import calibrate_cmd, eval_cmd, train_cmd
+from actionpipe.cli.live import watch_cmd
+from actionpipe.cli.video import classify, render_cmd
+from actionpipe.core.errors import ActionpipeError
 
 
 @contextlib.contextmanager
@@ -75,14 +76,14 @@ _fps_type = click.FloatRange(min=0, min_open=True)
 
 def _check_range(start: float, end: float | None) -> None:
     if end is not None and end <= start:
-        from ..errors import UsageError
+        from actionpipe.core.errors import UsageError
         raise UsageError(None, f"--end ({end:g}) must be after --start ({start:g})")
 
 
 def _pose_inputs(input_path: str) -> list[Path]:
     """What ``pose`` reads: the video, or a frames folder's manifest and images (checked here, so
     a bad manifest fails before the model loads)."""
-    from ..extract import MANIFEST_NAME, FramesManifest
+    from actionpipe.video.extract import MANIFEST_NAME, FramesManifest
 
     folder = Path(input_path)
     if not folder.is_dir():
@@ -98,14 +99,14 @@ def _pose_inputs(input_path: str) -> list[Path]:
 @click.option("--max-side", type=click.IntRange(1), help="Shrink so the longer side is at most PX (keeps aspect).")
 @click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start time in seconds.")
 @click.option("--end", type=_fps_type, help="End time in seconds (exclusive). Default: the end of the video.")
-@click.option("--format", "image_format", default=LibraryDefault("extract:DEFAULT_IMAGE_FORMAT"), show_default=True,
-              type=LibraryChoice("extract:IMAGE_FORMATS"))
-@click.option("--quality", type=click.IntRange(1, 100), cls=LibraryTextOption, help="JPEG quality. Default: {extract:DEFAULT_JPEG_QUALITY}.")
+@click.option("--format", "image_format", default=LibraryDefault("video.extract:DEFAULT_IMAGE_FORMAT"), show_default=True,
+              type=LibraryChoice("video.extract:IMAGE_FORMATS"))
+@click.option("--quality", type=click.IntRange(1, 100), cls=LibraryTextOption, help="JPEG quality. Default: {video.extract:DEFAULT_JPEG_QUALITY}.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def extract_cmd(video, output, fps, max_side, start, end, image_format, quality, as_json):
     """Decode a video into numbered images plus frames.json (for `pose` or any other tool)."""
-    from ..extract import extract_frames
-    from ..fileio import check_outputs, dumps
+    from actionpipe.video.extract import extract_frames
+    from actionpipe.core.fileio import check_outputs, dumps
 
     _check_range(start, end)
     check_outputs([output], [video], replaces_folder=True)
@@ -126,12 +127,12 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 @click.option("--weights-sha256", help="Expected SHA-256 of --weights. Default: that of yolo11n-pose.")
 @click.option("--model", help="Take the pose settings (imgsz, conf, fps, precision) from this model card "
               "(name or directory), as `classify` does; flags override.")
-@click.option("--imgsz", type=click.IntRange(32), cls=LibraryTextOption, show_default="{pose:DEFAULT_IMGSZ}, or the --model card's",
+@click.option("--imgsz", type=click.IntRange(32), cls=LibraryTextOption, show_default="{pose.estimator:DEFAULT_IMGSZ}, or the --model card's",
               help="Model input size (640 is slower and more accurate).")
 @click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), cls=LibraryTextOption,
-              show_default="{pose:DEFAULT_CONF}, or the --model card's",
+              show_default="{pose.estimator:DEFAULT_CONF}, or the --model card's",
               help="Minimum person detection score.")
-@click.option("--batch", default=LibraryDefault("pose:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("pose.estimator:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Frames per model call.")
 @device_option
 @click.option("--fps", type=_fps_type, help="Subsample a video to this rate. Default: every frame.")
@@ -145,11 +146,11 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
 def pose_cmd(input_path, output, model, weights, weights_sha256, imgsz, conf, batch, device, fps, start, end,
              max_people, pose_backend, pose_precision, as_json):
     """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
-    from ..fileio import atomic_path, check_outputs, dumps
-    from ..pose import WEIGHTS_SHA256, PoseEstimator
+    from actionpipe.core.fileio import atomic_path, check_outputs, dumps
+    from actionpipe.pose.estimator import WEIGHTS_SHA256, PoseEstimator
 
     if weights_sha256 and not weights:
-        from ..errors import UsageError
+        from actionpipe.core.errors import UsageError
         raise UsageError(None, "--weights-sha256 needs --weights")
     _check_range(start, end)
     check_outputs([output], _pose_inputs(input_path) + ([weights] if weights else []))
@@ -178,9 +179,9 @@ def pose_cmd(input_path, output, model, weights, weights_sha256, imgsz, conf, ba
 
 def _pack_spec(model: str | None, **overrides):
     """The preprocessing of ``--model`` (or the default model, or the reference's), flags override."""
-    from ..cards import default_card, find_card
-    from ..layouts import get_layout
-    from ..pack import PackSpec
+    from actionpipe.model.cards import default_card, find_card
+    from actionpipe.pose.layouts import get_layout
+    from actionpipe.skeleton.pack import PackSpec
 
     card = find_card(model) if model else default_card()
     base = card.preprocessing if card else PackSpec()
@@ -196,20 +197,20 @@ def _pack_spec(model: str | None, **overrides):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Sample .npz to write.")
 @click.option("--model", help="Take preprocessing from this model card (name or directory). "
               "Default: the default model's card, else the reference ST-GCN's (openpose18, frame).")
-@click.option("--layout", type=LibraryChoice("layouts:LAYOUTS"), help="Target skeleton layout.")
-@click.option("--normalization", type=LibraryChoice("pack:NORMALIZATIONS"),
+@click.option("--layout", type=LibraryChoice("pose.layouts:LAYOUTS"), help="Target skeleton layout.")
+@click.option("--normalization", type=LibraryChoice("skeleton.pack:NORMALIZATIONS"),
               help="frame: x/W-0.5 (reference); body: torso-centred and scaled.")
 @click.option("--max-people", type=click.IntRange(1), help="People kept (M).")
-@click.option("--rank", type=LibraryChoice("pack:RANKINGS"), help="How the kept people are chosen.")
+@click.option("--rank", type=LibraryChoice("skeleton.pack:RANKINGS"), help="How the kept people are chosen.")
 @click.option("--frames", type=click.IntRange(1), help="Crop (centre) or pad to T frames. Default: full length.")
-@click.option("--pad", type=LibraryChoice("pack:PADDINGS"), help="Padding for short clips with --frames.")
+@click.option("--pad", type=LibraryChoice("skeleton.pack:PADDINGS"), help="Padding for short clips with --frames.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate.")
 def pack(pose_file, output, model, **overrides):
     """Pack a pose file into an ST-GCN input array (N, C, T, V, M) in an .npz."""
-    from ..errors import about
-    from ..fileio import check_outputs
-    from ..pack import pack_people
-    from ..posefile import PoseFile
+    from actionpipe.core.errors import about
+    from actionpipe.core.fileio import check_outputs
+    from actionpipe.skeleton.pack import pack_people
+    from actionpipe.pose.posefile import PoseFile
 
     check_outputs([output], [pose_file])
     spec = _pack_spec(model, **overrides)
@@ -226,12 +227,12 @@ def pack(pose_file, output, model, **overrides):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Scores JSON to write (default: stdout).")
 @model_option
 @device_option
-@click.option("--batch", default=LibraryDefault("infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("model.infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Windows per forward pass.")
 def infer(samples, output, model, device, batch):
     """Run the ST-GCN on packed samples: softmax class probabilities."""
-    from ..fileio import check_outputs, write_json
-    from ..infer import infer_files
+    from actionpipe.core.fileio import check_outputs, write_json
+    from actionpipe.model.infer import infer_files
 
     check_outputs([output], samples)
     card = card_from_option(model)
@@ -243,10 +244,10 @@ def infer(samples, output, model, device, batch):
 
 @main.command()
 @click.argument("scores", type=click.Path(dir_okay=False))
-@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
               help="Classes shown per item.")
-@click.option("--format", "fmt", default=LibraryDefault("report:DEFAULT_FORMAT"), show_default=True,
-              type=LibraryChoice("report:FORMATS"))
+@click.option("--format", "fmt", default=LibraryDefault("outputs.report:DEFAULT_FORMAT"), show_default=True,
+              type=LibraryChoice("outputs.report:FORMATS"))
 @with_report_options
 @click.option("--poses", "poses_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="With --html: the `classify --keep` folder of these results (thumbnails with the skeletons).")
@@ -257,14 +258,14 @@ def report(scores, k, fmt, html_path, plot_dir, rendered_dir, poses_dir):
     of that run (see `classify --html`) and/or its timeline plots.
     """
     if html_path or plot_dir or rendered_dir or poses_dir:
-        from .report import report_from_file
+        from actionpipe.cli.report import report_from_file
 
         report_from_file(scores, html_path, plot_dir, rendered_dir, poses_dir)
         return
     from rich.console import Console
 
-    from ..infer import load_scores
-    from ..report import render
+    from actionpipe.model.infer import load_scores
+    from actionpipe.outputs.report import render
 
     text = render(load_scores(scores), fmt, k, Console())
     if text is not None:
@@ -280,7 +281,7 @@ def models_cmd(as_json):
     from rich.console import Console
     from rich.table import Table
 
-    from ..cards import list_cards, model_dirs
+    from actionpipe.model.cards import list_cards, model_dirs
 
     cards = list_cards()
     if as_json:
@@ -305,19 +306,19 @@ def models_cmd(as_json):
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str),
               help="Pose file / Kinetics JSON to write, or the OpenPose directory to create.")
-@click.option("--to", "to", default=LibraryDefault("convert:DEFAULT_TARGET"), show_default=True,
-              type=LibraryChoice("convert:TARGETS"),
+@click.option("--to", "to", default=LibraryDefault("skeleton.convert:DEFAULT_TARGET"), show_default=True,
+              type=LibraryChoice("skeleton.convert:TARGETS"),
               help="Output format. The input's (pose file, OpenPose JSON directory, Kinetics-skeleton JSON) is detected.")
-@click.option("--layout", type=LibraryChoice("layouts:LAYOUTS"),
+@click.option("--layout", type=LibraryChoice("pose.layouts:LAYOUTS"),
               help="Output skeleton, mapped by joint name. Default: the input's with --to pose, else openpose18.")
-@click.option("--input-layout", type=LibraryChoice("convert:INPUT_LAYOUTS"),
+@click.option("--input-layout", type=LibraryChoice("skeleton.convert:INPUT_LAYOUTS"),
               help="Skeleton of OpenPose/Kinetics input. Default: from the keypoint count (18, 25, 17).")
 @click.option("--width", type=click.IntRange(1), cls=LibraryTextOption,
-              help="Frame width in pixels (OpenPose input needs it; Kinetics default {convert:KINETICS_SIZE[0]}).")
+              help="Frame width in pixels (OpenPose input needs it; Kinetics default {skeleton.convert:KINETICS_SIZE[0]}).")
 @click.option("--height", type=click.IntRange(1), cls=LibraryTextOption,
-              help="Frame height in pixels (OpenPose input needs it; Kinetics default {convert:KINETICS_SIZE[1]}).")
+              help="Frame height in pixels (OpenPose input needs it; Kinetics default {skeleton.convert:KINETICS_SIZE[1]}).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), cls=LibraryTextOption,
-              help="Frame rate of OpenPose/Kinetics input (default {convert:DEFAULT_FPS:g}).")
+              help="Frame rate of OpenPose/Kinetics input (default {skeleton.convert:DEFAULT_FPS:g}).")
 @click.option("--video", type=click.Path(dir_okay=False, path_type=str), help="Take width, height and fps from this source video (--fps wins: give it when the pose data skipped frames).")
 @click.option("--label", help="Kinetics output: class name (default: the input's, else 'unknown').")
 @click.option("--label-index", type=int, help="Kinetics output: class index (default: the input's, else -1).")
@@ -328,13 +329,13 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
     """Convert pose data between pose files, OpenPose JSON directories and Kinetics-skeleton JSON."""
     import os
 
-    from ..convert import convert, openpose_files
-    from ..fileio import check_outputs, dumps
+    from actionpipe.skeleton.convert import convert, openpose_files
+    from actionpipe.core.fileio import check_outputs, dumps
 
     inputs = [input_path] + ([p for _, p in openpose_files(input_path)] if os.path.isdir(input_path) else [])
     check_outputs([output], inputs + ([video] if video else []), replaces_folder=to == "openpose")
     if video:
-        from ..video import probe
+        from actionpipe.video.reader import probe
         info = probe(video)
         width, height, fps = width or info.width, height or info.height, fps or info.fps
     summary = convert(input_path, output, to, layout, width, height, fps, input_layout, label, label_index, force)

@@ -14,7 +14,7 @@ device_option = click.option("--device", default="auto", show_default=True,
 
 
 def library_constant(where: str):
-    """The library constant ``"module:NAME"`` names (``"pack:RANKINGS"``: ``actionpipe.pack.RANKINGS``)."""
+    """The library constant ``"module:NAME"`` names (``"skeleton.pack:RANKINGS"``: ``actionpipe.skeleton.pack.RANKINGS``)."""
     module, name = where.split(":")
     return getattr(importlib.import_module(f"actionpipe.{module}"), name)
 
@@ -77,17 +77,17 @@ class LibraryDefault:
 
 def card_from_option(model: str | None):
     """The card ``--model`` names, else the default model (a usage error when none is installed)."""
-    from ..cards import default_card, find_card
+    from actionpipe.model.cards import default_card, find_card
 
     card = find_card(model) if model else default_card()
     if card:
         return card
-    from ..errors import UsageError
+    from actionpipe.core.errors import UsageError
     raise UsageError(None, "no default model is installed: pass --model NAME_OR_DIR (see `actionpipe models`)")
 
 
 def _pose_options():
-    from ..devices import DEFAULT_POSE_BACKEND, DEFAULT_POSE_PRECISION, POSE_BACKENDS, POSE_PRECISIONS
+    from actionpipe.core.devices import DEFAULT_POSE_BACKEND, DEFAULT_POSE_PRECISION, POSE_BACKENDS, POSE_PRECISIONS
 
     backend = click.option("--pose-backend", type=click.Choice(POSE_BACKENDS), default=DEFAULT_POSE_BACKEND,
                            show_default=True, help="Pose model runtime: auto (OpenVINO on the CPU, torch on "
@@ -100,7 +100,7 @@ def _pose_options():
 
 
 pose_backend_option, pose_precision_option = _pose_options()
-speed_option = click.option("--speed", type=LibraryChoice("speed:SPEEDS"), default=LibraryDefault("speed:DEFAULT_SPEED"),
+speed_option = click.option("--speed", type=LibraryChoice("pipeline.speed:SPEEDS"), default=LibraryDefault("pipeline.speed:DEFAULT_SPEED"),
                             show_default=True,
                             help="fast: the pose model on every second frame, the frames between interpolated, and in "
                                  "bf16 where the CPU has bf16 units (about 2.8x the throughput; see the README for what "

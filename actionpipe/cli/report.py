@@ -1,5 +1,5 @@
 """The HTML report and timeline plot options shared by ``classify`` and ``report`` (and ``eval
---html``): the click layer over :mod:`actionpipe.html_report` and :mod:`actionpipe.plots`."""
+--html``): the click layer over :mod:`actionpipe.outputs.html` and :mod:`actionpipe.outputs.plots`."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .. import console
+from actionpipe.core import console
 
 report_options = [
     click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE",
@@ -34,7 +34,7 @@ def with_report_options(command):
 def check_report_options(html_path: str | None, plot_dir: str | None, rendered_dir: str | None,
                          stdout_free: bool = True) -> None:
     """Usage errors for the report options; ``stdout_free``: the command prints nothing else there."""
-    from ..errors import UsageError
+    from actionpipe.core.errors import UsageError
 
     if html_path == "-" and not stdout_free:
         raise UsageError(None, "--html needs a file here, not '-': stdout carries the results")
@@ -51,10 +51,10 @@ def write_report_outputs(results: list[dict[str, Any]], html_path: str | None, p
     """Plots into ``plot_dir`` and the page at ``html_path`` for these results; thumbnails not given
     are made from the videos (with the skeletons of ``poses_dir/NAME/pose.json``, a classify --keep
     folder, when there)."""
-    from ..classify import keep_names
-    from ..html_report import find_rendered, thumbnail, video_report, write_page
-    from ..plots import plot_timeline, result_colours
-    from ..posefile import PoseFile
+    from actionpipe.pipeline.classify import keep_names
+    from actionpipe.outputs.html import find_rendered, thumbnail, video_report, write_page
+    from actionpipe.outputs.plots import plot_timeline, result_colours
+    from actionpipe.pose.posefile import PoseFile
 
     names = keep_names([r["video"] for r in results])
     if plot_dir:
@@ -85,15 +85,15 @@ def report_from_file(path: str, html_path: str | None, plot_dir: str | None, ren
                      poses_dir: str | None) -> None:
     """``report FILE --html/--plot-dir``: FILE holds classify results (``--json`` or ``--jsonl``
     output) or an ``infer`` scores file (then each sample is a row without picture or timeline)."""
-    from ..errors import ActionpipeError
-    from ..fileio import check_outputs
-    from ..infer import load_scores
-    from ..render import read_results
-    from ..report import ranked
+    from actionpipe.core.errors import ActionpipeError
+    from actionpipe.core.fileio import check_outputs
+    from actionpipe.model.infer import load_scores
+    from actionpipe.outputs.render import read_results
+    from actionpipe.outputs.report import ranked
 
     check_report_options(html_path, plot_dir, rendered_dir)
     if poses_dir and not html_path:
-        from ..errors import UsageError
+        from actionpipe.core.errors import UsageError
         raise UsageError(None, "--poses goes with --html")
     check_outputs([html_path], [path])
     model = None
@@ -116,8 +116,8 @@ def write_eval_page(html_path: str, evaluation, metrics: dict[str, Any], title: 
 
     import numpy as np
 
-    from ..training.evaluate import plot_confusion
-    from ..html_report import eval_report, write_page
+    from actionpipe.training.evaluate import plot_confusion
+    from actionpipe.outputs.html import eval_report, write_page
 
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "confusion.png"

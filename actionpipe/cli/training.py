@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from .options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
+from actionpipe.core import console
+from actionpipe.cli.options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
                           pose_precision_option, speed_option)
 
 
@@ -44,8 +44,8 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
               sets, resume, stop_after, device, threads):
     """Train an ST-GCN on labelled videos or skeleton clips, from scratch or fine-tuning a model (--from);
     writes a model directory usable as --model."""
-    from ..training.train import train
-    from ..training.config import load_config, parse_override
+    from actionpipe.training.train import train
+    from actionpipe.training.config import load_config, parse_override
 
     if resume and config_path is None and (Path(run_dir) / "config.json").is_file():
         config_path = str(Path(run_dir) / "config.json")  # the run's own config, as it was saved
@@ -59,7 +59,7 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
             overrides[key] = value
     cfg = load_config(config_path, overrides)
     if not cfg.dataset and not cfg.datasets:
-        from ..errors import UsageError
+        from actionpipe.core.errors import UsageError
         raise UsageError(None, "no dataset: pass --dataset (e.g. penn:../shared/datasets/penn_action) or set it in --config")
     out = train(cfg, run_dir, resume=resume, device=device, threads=threads, stop_after=stop_after)
     console.info(f"{out}: model written (card.json, weights.pt)")
@@ -96,7 +96,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
 
     from rich.console import Console
 
-    from ..training.evaluate import (evaluate_dataset, evaluate_videos, percent, plot_confusion, record_metrics,
+    from actionpipe.training.evaluate import (evaluate_dataset, evaluate_videos, percent, plot_confusion, record_metrics,
                                       render_metrics)
 
     card = card_from_option(model)
@@ -115,7 +115,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
     if plot:
         plot_confusion(metrics, plot, title)
     if html_path:
-        from .report import write_eval_page
+        from actionpipe.cli.report import write_eval_page
 
         write_eval_page(html_path, result, metrics, title)
     if record:
@@ -137,8 +137,8 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
                                 "poses:LABELS.csv or videos:DIR. Default: the datasets named in the card's "
                                 "training config.")
 @click.option("--method", default=LibraryDefault("training.calibrate:DEFAULT_METHOD"), show_default=True,
-              type=LibraryChoice("openset:METHODS"),
-              help="Open-set score (see actionpipe.openset).")
+              type=LibraryChoice("model.openset:METHODS"),
+              help="Open-set score (see actionpipe.model.openset).")
 @click.option("--views", default=LibraryDefault("training.calibrate:DEFAULT_VIEWS"), show_default=True, type=click.IntRange(0),
               help="Augmented copies of each validation clip added to the fit (training augmentation).")
 @click.option("--accept", default=LibraryDefault("training.calibrate:DEFAULT_ACCEPT"), show_default=True,
@@ -156,8 +156,8 @@ def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json)
     """
     import json
 
-    from ..training.calibrate import calibrate
-    from ..cards import find_card
+    from actionpipe.training.calibrate import calibrate
+    from actionpipe.model.cards import find_card
 
     card = find_card(model)
     out = calibrate(card, dataset, method=method, accept=accept, views=views, device=device, batch_size=batch)

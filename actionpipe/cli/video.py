@@ -1,24 +1,24 @@
-"""``actionpipe classify`` and ``render``: the click layer over :mod:`actionpipe.classify` and
-:mod:`actionpipe.render` (registered on the main group in :mod:`actionpipe.cli.main`)."""
+"""``actionpipe classify`` and ``render``: the click layer over :mod:`actionpipe.pipeline.classify` and
+:mod:`actionpipe.outputs.render` (registered on the main group in :mod:`actionpipe.cli.main`)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from .. import console
-from ..aggregates import AGGREGATES
-from .options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
+from actionpipe.core import console
+from actionpipe.model.aggregates import AGGREGATES
+from actionpipe.cli.options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
                           pose_precision_option, speed_option)
-from .report import check_report_options, report_options, write_report_outputs
-from ..engine_ray import ENGINES, POSE_CPUS, expand_uris, is_uri
+from actionpipe.cli.report import check_report_options, report_options, write_report_outputs
+from actionpipe.engines.ray_engine import ENGINES, POSE_CPUS, expand_uris, is_uri
 
 _seconds = click.FloatRange(min=0, min_open=True)
 _analysis_options = [
     click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's)."),
     click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold."),
     click.option("--fps", type=_seconds, help="Pose frame rate (default: the model card's)."),
-    click.option("--batch", default=LibraryDefault("infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+    click.option("--batch", default=LibraryDefault("model.infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
                  help="Windows per ST-GCN forward pass."),
     click.option("--window", "window_s", type=_seconds, metavar="SEC",
                  help="Classify sliding windows of SEC seconds: per-window classes merged into a timeline of segments."),
@@ -27,7 +27,7 @@ _analysis_options = [
                  help="Whole-video scores from the windows: their mean, their mean weighted by how much the "
                       "people move (idle stretches count less), or each class's maximum (finds a short action "
                       "in a long video; does not sum to 1). Default: the model card's (the shipped model: motion)."),
-    click.option("--min-track-s", default=LibraryDefault("classify:DEFAULT_MIN_TRACK_S"), show_default=True,
+    click.option("--min-track-s", default=LibraryDefault("pipeline.classify:DEFAULT_MIN_TRACK_S"), show_default=True,
                  type=click.FloatRange(min=0), metavar="SEC",
                  help="Per person: skip tracks seen for less than SEC seconds."),
     pose_backend_option,
@@ -45,7 +45,7 @@ def _with_options(options):
 
 def _check_window(window_s, stride_s) -> None:
     if stride_s and not window_s:
-        from ..errors import UsageError
+        from actionpipe.core.errors import UsageError
         raise UsageError(None, "--stride needs --window")
 
 
@@ -57,7 +57,7 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False))  # unreadable: a failed video
 @model_option
 @device_option
-@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
               help="Classes shown per video.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every video's result on stdout.")
 @click.option("--jsonl", "jsonl_path", metavar="FILE",
@@ -98,15 +98,15 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
 
     from rich.console import Console
 
-    from ..api import ActionModel
-    from ..classify import ANSWERS
-    from ..errors import UsageError
-    from ..fileio import check_outputs, dumps
-    from ..html_report import thumbnail
-    from ..jsonl import JsonlWriter, done_videos
-    from ..parquet import ParquetResults
-    from ..report import render_table
-    from ..video import expand_videos
+    from actionpipe.api import ActionModel
+    from actionpipe.pipeline.classify import ANSWERS
+    from actionpipe.core.errors import UsageError
+    from actionpipe.core.fileio import check_outputs, dumps
+    from actionpipe.outputs.html import thumbnail
+    from actionpipe.outputs.jsonl import JsonlWriter, done_videos
+    from actionpipe.outputs.parquet import ParquetResults
+    from actionpipe.outputs.report import render_table
+    from actionpipe.video.reader import expand_videos
 
     if as_json and jsonl_path == "-":
         raise UsageError(None, "--json and --jsonl - both write to stdout: pick one")
@@ -213,7 +213,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
                    "with --window (default: the model's window) and per person.")
 @model_option
 @device_option
-@click.option("--top", "k", default=LibraryDefault("report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
               help="Classes in the bar chart.")
 @click.option("--save-scores", type=click.Path(dir_okay=False), help="Also write the computed result (JSON) here.")
 @click.option("--save-pose", type=click.Path(dir_okay=False), help="Also write the computed pose file here.")
@@ -222,11 +222,11 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
 def render_cmd(video, output, pose_path, scores_path, model, device, k, save_scores, save_pose, imgsz, conf,
                fps, batch, window_s, stride_s, aggregate, min_track_s, pose_backend, pose_precision, as_json):
     """Draw skeletons, boxes, current labels, class bars and a segment timeline onto VIDEO."""
-    from ..errors import about
-    from ..fileio import check_outputs, dumps, write_json
-    from ..posefile import PoseFile
-    from ..render import load_result, render_video
-    from ..video import probe
+    from actionpipe.core.errors import about
+    from actionpipe.core.fileio import check_outputs, dumps, write_json
+    from actionpipe.pose.posefile import PoseFile
+    from actionpipe.outputs.render import load_result, render_video
+    from actionpipe.video.reader import probe
 
     _check_window(window_s, stride_s)
     check_outputs([output, save_pose, save_scores], [p for p in (video, pose_path, scores_path) if p])
@@ -234,7 +234,7 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
     pose = PoseFile.load(pose_path) if pose_path else None
     result = load_result(scores_path, video) if scores_path else None
     if pose is None or result is None:
-        from ..api import ActionModel
+        from actionpipe.api import ActionModel
 
         action_model = ActionModel(card_from_option(model), device=device, imgsz=imgsz, conf=conf, fps=fps,
                                    batch=batch, pose_backend=pose_backend, pose_precision=pose_precision, verbose=True)

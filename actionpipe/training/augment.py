@@ -1,4 +1,4 @@
-"""Training-time augmentation of skeleton sequences, in pixels, before :func:`actionpipe.pack.prepare_keypoints`.
+"""Training-time augmentation of skeleton sequences, in pixels, before :func:`actionpipe.skeleton.pack.prepare_keypoints`.
 
 Every function takes keypoints ``(M, T, V, 3)`` (x, y in pixels, confidence), returns a new array
 and leaves missing joints (confidence 0) missing: x = y = confidence = 0. They work in pixel space
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layouts import SkeletonLayout, get_layout
+from actionpipe.pose.layouts import SkeletonLayout, get_layout
 
 
 @dataclass

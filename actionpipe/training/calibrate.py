@@ -6,8 +6,8 @@ The validation split is the one the trainer held out of the training clips (the 
 model learned from, and the test split only *measures* (ECE before/after, the rejection rate).
 
 * temperature: minimises the NLL of the validation clips' probabilities (combined over windows
-  as the card says, then tempered: :func:`actionpipe.openset.temper`);
-* open set (:mod:`actionpipe.openset`): class means and the tied, shrunk covariance of the
+  as the card says, then tempered: :func:`actionpipe.model.openset.temper`);
+* open set (:mod:`actionpipe.model.openset`): class means and the tied, shrunk covariance of the
   pooled features of the *training* clips (the rest of the train split); the threshold accepts
   ``accept`` (default 95%) of the validation clips.
 
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import console
-from ..cards import ModelCard, sha256_file
-from ..errors import ActionpipeError
-from .evaluate import DEFAULT_BATCH
-from ..openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
+from actionpipe.core import console
+from actionpipe.model.cards import ModelCard, sha256_file
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.training.evaluate import DEFAULT_BATCH
+from actionpipe.model.openset import (DEFAULT_SHRINKAGE, METHODS, expected_calibration_error,
                       fit_class_gaussians, fit_temperature, negative_log_likelihood, save_statistics,
                       score_clips, temper)
 
@@ -42,7 +42,7 @@ DEFAULT_VIEWS = 3
 
 def augmented_clip(clip, augment_config, rng: np.random.Generator):
     """``clip`` with the trainer's spatial augmentation and speed jitter (speed as a frame-rate change)."""
-    from .model_input import augmented_keypoints
+    from actionpipe.training.model_input import augmented_keypoints
 
     kp, speed = augmented_keypoints(clip, augment_config, rng)
     return replace(clip, keypoints=kp, fps=clip.fps * speed)
@@ -50,7 +50,7 @@ def augmented_clip(clip, augment_config, rng: np.random.Generator):
 
 def validation_views(clips, config: dict[str, Any], views: int, seed: int) -> list:
     """The clips, then ``views`` augmented copies of each (deterministic in ``seed``)."""
-    from .augment import AugmentConfig
+    from actionpipe.training.augment import AugmentConfig
 
     augment_config = AugmentConfig(**(config.get("augment") or {}))
     out = list(clips)
@@ -63,7 +63,7 @@ def validation_views(clips, config: dict[str, Any], views: int, seed: int) -> li
 def clip_predictions(predictor, clips) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Window logits (one ``(W, K)`` array per clip), mean window features ``(N, D)`` and the clips'
     probabilities ``(N, K)`` as the predictor combines them (the card's aggregate)."""
-    from .model_input import clip_sample
+    from actionpipe.training.model_input import clip_sample
 
     preds = predictor.predict([clip_sample(c, predictor.card.preprocessing) for c in clips],
                               [c.path or c.name for c in clips])
@@ -84,7 +84,7 @@ def uncalibrated(card: ModelCard) -> ModelCard:
 def training_clips(card: ModelCard, dataset: str | None = None) -> tuple[list, list[str]]:
     """The clips the card's model was trained from (train splits, labels mapped as in training) and
     the names of their sources: ``dataset`` instead, when given."""
-    from .config import TrainConfig, load_dataset, load_sources
+    from actionpipe.training.config import TrainConfig, load_dataset, load_sources
 
     config = card.training_config
     if dataset:
@@ -104,9 +104,9 @@ def calibrate(card: ModelCard, dataset: str | None = None, method: str = DEFAULT
     Validation clips of negative labels (``other``: trained against, :mod:`actionpipe.training.config`)
     measure the rule: the share of them it rejects and, per method, the ROC AUC of known against
     them, recorded in ``open_set.validation_negatives``."""
-    from ..infer import Predictor
-    from .datasets import split_validation
-    from .label_map import OTHER_LABEL
+    from actionpipe.model.infer import Predictor
+    from actionpipe.training.datasets import split_validation
+    from actionpipe.model.label_map import OTHER_LABEL
 
     if method not in METHODS:
         raise ActionpipeError(None, f"unknown open-set method {method!r} (expected one of {', '.join(METHODS)})")
@@ -167,7 +167,7 @@ def _measure_negatives(predictor, negatives, method, threshold, temperature, mea
                        known_features, known_logits) -> dict[str, Any]:
     """How the rule treats validation clips of negative labels: the share rejected at the threshold
     and, for every method, the ROC AUC of the known validation clips against them."""
-    from ..openset import roc_auc
+    from actionpipe.model.openset import roc_auc
 
     logits, features, _ = clip_predictions(predictor, negatives)
     auroc = {}
@@ -196,7 +196,7 @@ def _save_if_changed(path, means: np.ndarray, precision: np.ndarray) -> None:
 def _measure_test(predictor, sources, labels, card, index, temperature, method, threshold, means, precision):
     """ECE before/after, accuracy and the rejection rate on the sources' test splits (None when
     there are none)."""
-    from .config import load_dataset
+    from actionpipe.training.config import load_dataset
 
     clips = []
     for dataset in sources:

@@ -31,7 +31,7 @@ and its optimiser defaults are :data:`actionpipe.training.finetune.FINETUNE_OPTI
 A dataset's ``weight`` multiplies how often each of its clips is drawn per epoch (2.0: twice; 0.5:
 half the epochs); a label map's ``weights`` multiply it again for chosen dataset labels (a small
 source of a merged class that the larger one would otherwise drown out). The label map
-(:mod:`actionpipe.training.label_map`) is keyed by dataset kind and is written into the model card,
+(:mod:`actionpipe.model.label_map`) is keyed by dataset kind and is written into the model card,
 so ``eval`` and ``calibrate`` read each dataset's labels the way training did. Negatives become the
 label ``other``: no class of the model, trained towards a uniform output (outlier exposure,
 ``optim.negative_weight``) and counted as unknown by ``eval``.
@@ -45,12 +45,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .augment import AugmentConfig
-from ..errors import ActionpipeError, UsageError
-from ..fileio import is_number
-from ..cards import parse_sections
-from ..pack import PackSpec
-from .label_map import DATASET_KINDS, apply_label_map, check_label_map, check_weighted_labels, label_weight
+from actionpipe.training.augment import AugmentConfig
+from actionpipe.core.errors import ActionpipeError, UsageError
+from actionpipe.core.fileio import is_number
+from actionpipe.model.cards import parse_sections
+from actionpipe.skeleton.pack import PackSpec
+from actionpipe.model.label_map import DATASET_KINDS, apply_label_map, check_label_map, check_weighted_labels, label_weight
 
 
 
@@ -219,7 +219,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     finetune = d.get("finetune") if isinstance(d, dict) else None
     source = overrides.get("finetune.source") or (finetune.get("source") if isinstance(finetune, dict) else None)
     if source:   # the source model's settings first, the file's own keys on top
-        from .finetune import merge_source
+        from actionpipe.training.finetune import merge_source
         d = merge_source({**d, "finetune": {**(finetune or {}), "source": source}}, overrides, path)
     d = TrainConfig.from_dict(d, path).to_dict()
     for key, value in overrides.items():
@@ -276,12 +276,12 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
     """Clips of ``dataset`` (of ``split``, when the dataset has splits), their labels mapped per
     ``label_map`` (:func:`apply_label_map`), and a description of the data. ``videos:`` datasets
     are posed through ``pose_cache`` (:class:`actionpipe.training.video_dataset.PoseCache`)."""
-    from . import datasets
+    from actionpipe.training import datasets
 
     kind, path = parse_dataset(dataset)
     spec = spec or PackSpec()
     if kind == "videos":
-        from .video_dataset import load_videos
+        from actionpipe.training.video_dataset import load_videos
         if pose_cache is None:
             raise ActionpipeError(path, "a video dataset needs pose settings (train it, or eval it end to end)")
         clips, summary = load_videos(path, split, spec, pose_cache)
@@ -290,7 +290,7 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
         return apply_label_map(clips, kind, label_map), {"dataset": dataset, "kind": kind, "split": split,
                                                          "clips": len(clips), **summary}
     if kind == "utd":
-        from .utd_mhad import parse_source
+        from actionpipe.training.utd_mhad import parse_source
         if not parse_source(str(path))[0].exists():   # DIR@YAW: the folder is DIR
             raise ActionpipeError(path, "dataset not found")
     elif not path.exists():
@@ -298,10 +298,10 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
     if kind == "penn":
         clips = datasets.load_penn_action(path, split)
     elif kind == "utd":
-        from .utd_mhad import load_utd_mhad
+        from actionpipe.training.utd_mhad import load_utd_mhad
         clips = load_utd_mhad(path, split)
     elif kind == "jhmdb":
-        from .jhmdb import load_jhmdb
+        from actionpipe.training.jhmdb import load_jhmdb
         clips = load_jhmdb(path, split)
     elif kind == "kinetics":
         clips = datasets.load_kinetics_skeleton(path, labels)
@@ -329,7 +329,7 @@ def load_sources(cfg: TrainConfig, spec: PackSpec | None = None):
     cache = None
     for source in cfg.sources:
         if cache is None and parse_dataset(source.dataset)[0] == "videos":
-            from .video_dataset import PoseCache
+            from actionpipe.training.video_dataset import PoseCache
             cache = PoseCache(pose_settings(cfg), cfg.pose_cache)
         some, info = load_dataset(source.dataset, source.split, cfg.labels, spec or cfg.spec, cfg.label_map, cache)
         clips += some
@@ -342,9 +342,9 @@ def load_sources(cfg: TrainConfig, spec: PackSpec | None = None):
 def pose_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The pose settings a run's videos are posed with: those its model will run with in
     ``classify`` (the card's ``pose`` section, from the source model when fine-tuning; the
-    model's frame rate), by the one rule :meth:`actionpipe.cards.ModelCard.pose_settings`."""
-    from ..card_sections import PoseSection
-    from ..cards import ModelCard
+    model's frame rate), by the one rule :meth:`actionpipe.model.cards.ModelCard.pose_settings`."""
+    from actionpipe.model.card_sections import PoseSection
+    from actionpipe.model.cards import ModelCard
 
     card = ModelCard(cfg.name, Path("."), {}, cfg.spec, [], "", None,
                      pose=PoseSection.from_dict(cfg.card.get("pose") or {}))

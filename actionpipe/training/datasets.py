@@ -18,7 +18,7 @@ UTD-MHAD (3-D) and JHMDB have their own modules, :mod:`actionpipe.training.utd_m
 :mod:`actionpipe.training.jhmdb`, reading into the same :class:`Clip`.
 
 User data: a CSV ``file,label[,split][,group]`` naming pose files (or Kinetics-skeleton JSON) relative to
-the CSV; the top ``max_people`` tracks of each are kept (:func:`actionpipe.pack.select_people`).
+the CSV; the top ``max_people`` tracks of each are kept (:func:`actionpipe.skeleton.pack.select_people`).
 """
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ from typing import Any, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from .. import console
-from ..errors import ActionpipeError
-from ..fileio import read_json
-from ..layouts import COCO17
-from ..posefile import PoseFile
+from actionpipe.core import console
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.core.fileio import read_json
+from actionpipe.pose.layouts import COCO17
+from actionpipe.pose.posefile import PoseFile
 
 SPLITS = ("train", "test")
 PENN_ACTION_CLASSES = ("baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk",
@@ -214,8 +214,8 @@ def clip_from_pose(pose: PoseFile, name: str, label: str, max_people: int | None
                    rank: str = "confidence", split: str | None = None,
                    label_index: int | None = None, path: str | None = None) -> Clip:
     """A clip of the top ``max_people`` tracks of a pose file (all of them when None), each in a
-    fixed slot for the whole clip, ranked by :func:`actionpipe.pack.select_people`."""
-    from ..pack import select_people
+    fixed slot for the whole clip, ranked by :func:`actionpipe.skeleton.pack.select_people`."""
+    from actionpipe.skeleton.pack import select_people
 
     people = select_people(pose, max(1, max_people or len(pose.track_ids())), rank)
     return Clip(name, label, people.keypoints, pose.layout, pose.width, pose.height, pose.fps, split,
@@ -237,7 +237,7 @@ def load_kinetics_skeleton(data_dir: str | Path, label_file: str | Path | None =
     ``label``/``label_index`` is used. ``split`` is recorded on the clips; by default it comes
     from the directory name (``kinetics_train`` -> train, ``kinetics_val`` -> test).
     """
-    from ..convert import read_kinetics_json
+    from actionpipe.skeleton.convert import read_kinetics_json
 
     check_split(split)
     data_dir = Path(data_dir)
@@ -312,7 +312,7 @@ def load_labeled_poses(labels_csv: str | Path, max_people: int = 2, rank: str = 
 
     ``split`` keeps only the rows of that split. Clip names are the files' paths as written.
     """
-    from ..convert import read_any
+    from actionpipe.skeleton.convert import read_any
 
     check_split(split)
     labels_csv = Path(labels_csv)

@@ -4,17 +4,17 @@ Two kinds of data:
 
 * skeleton datasets (``penn:DIR``, ``kinetics:DIR``, ``poses:LABELS.csv``; see
   :func:`actionpipe.training.config.load_dataset`): each clip is prepared exactly as in training
-  and run through :class:`actionpipe.infer.Predictor` (the card's windows, batched);
+  and run through :class:`actionpipe.model.infer.Predictor` (the card's windows, batched);
 * videos (``videos:DIR`` with one folder per class, ``videos:LABELS.csv`` with columns
   ``file,label[,group][,split]`` relative to the CSV, or a folder with a ``--labels`` CSV;
-  :mod:`actionpipe.training.video_dataset`): end to end through :class:`actionpipe.classify.Classifier` — pose, pack, model.
+  :mod:`actionpipe.training.video_dataset`): end to end through :class:`actionpipe.pipeline.classify.Classifier` — pose, pack, model.
   ``pose_cache`` keeps each video's pose file and reuses it, so preprocessing can be compared
   without re-running the pose model.
 
 Clips whose label the model does not know (e.g. ``other``) are left out of the accuracies and
 listed under ``unknown_labels``, with what the model predicted for them. For a card with an
 open-set rule (``actionpipe calibrate``), the metrics gain ``open_set``
-(:func:`actionpipe.openset.open_set_report`): accuracy on the known classes with and without
+(:func:`actionpipe.model.openset.open_set_report`): accuracy on the known classes with and without
 rejection, the rejection rate on ``other`` clips and the ROC AUC of the open-set score.
 """
 from __future__ import annotations
@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import console
-from ..cards import ModelCard
-from ..errors import ActionpipeError
+from actionpipe.core import console
+from actionpipe.model.cards import ModelCard
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.outputs.report import percent
 
 DEFAULT_BATCH = 64  # windows per forward pass over a dataset's clips (eval, calibrate)
 
@@ -66,7 +67,7 @@ class Evaluation:
                    for i in range(len(self.labels)) if self.labels[i] not in index]
         open_set = {}
         if self.open_set_scores is not None:
-            from ..openset import open_set_report
+            from actionpipe.model.openset import open_set_report
 
             open_set = {"open_set": dict(open_set_report(
                 self.labels, self.probabilities, self.open_set_scores,
@@ -84,9 +85,9 @@ class Evaluation:
 def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, labels: str | None = None,
                      device: str = "auto", batch_size: int = DEFAULT_BATCH) -> Evaluation:
     """A skeleton dataset, prepared as in training, through the card's Predictor."""
-    from ..infer import Predictor
-    from .model_input import clip_sample
-    from .config import load_dataset
+    from actionpipe.model.infer import Predictor
+    from actionpipe.training.model_input import clip_sample
+    from actionpipe.training.config import load_dataset
 
     clips, _ = load_dataset(dataset, split, labels, card.preprocessing, card.label_map)
     samples = [clip_sample(clip, card.preprocessing) for clip in clips]
@@ -109,7 +110,7 @@ def read_video_labels(source: str | Path, video_root: str | Path | None = None,
     """(video, label) of a video dataset (:func:`actionpipe.training.video_dataset.list_videos`: a folder
     of class folders, or a ``file,label[,group][,split]`` CSV whose files are relative to
     ``video_root``, default its folder), of ``split`` when given. A missing video is an error."""
-    from .video_dataset import list_videos
+    from actionpipe.training.video_dataset import list_videos
 
     rows = [(Path(video_root) / v.name if video_root is not None else v.path, v.label)
             for v in list_videos(source, split)]
@@ -121,7 +122,7 @@ def read_video_labels(source: str | Path, video_root: str | Path | None = None,
 
 def _cached_pose(classifier, path: Path):
     """The pose file a former run kept at ``path``, if it was made with ``classifier``'s settings."""
-    from ..posefile import PoseFile
+    from actionpipe.pose.posefile import PoseFile
 
     if not path.is_file():
         return None
@@ -141,7 +142,7 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
                     split: str | None = None, **classifier_options) -> Evaluation:
     """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
     so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
-    from ..classify import Classifier, keep_names
+    from actionpipe.pipeline.classify import Classifier, keep_names
 
     rows = read_video_labels(labels_csv, video_root, split)
     names = keep_names([video for video, _ in rows])  # pose cache folders that never collide
@@ -202,18 +203,13 @@ def render_metrics(metrics: dict[str, Any], console_out) -> None:
                           markup=False)
 
 
-def percent(value: float | None) -> str:
-    """A share as the reports print it (``"95.4%"``; ``"-"`` when there is none)."""
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
 def plot_confusion(metrics: dict[str, Any], path: str | Path, title: str = "") -> None:
     """Row-normalised confusion matrix as a PNG (matplotlib, Agg)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..fileio import atomic_path
+    from actionpipe.core.fileio import atomic_path
 
     confusion = np.array(metrics["confusion"], dtype=float)
     rows = confusion.sum(1, keepdims=True)

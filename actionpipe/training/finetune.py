@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cards import ModelCard, find_card
-from ..errors import ActionpipeError, UsageError
+from actionpipe.model.cards import ModelCard, find_card
+from actionpipe.core.errors import ActionpipeError, UsageError
 
 # Optimiser defaults under a fine-tuning run (keys of training.config.OptimConfig).
 FINETUNE_OPTIM = {"epochs": 30, "lr": 0.05, "schedule": "cosine", "warmup_epochs": 1, "min_lr": 0.0,

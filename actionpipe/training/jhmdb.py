@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Clip, check_split
-from ..errors import ActionpipeError
-from ..layouts import COCO17
+from actionpipe.training.datasets import Clip, check_split
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.pose.layouts import COCO17
 
 FPS = 30.0                 # HMDB clips are ~30 fps
 PIXELS_PER_UNIT = 100.0

@@ -1,6 +1,6 @@
 """Dataset clips -> the model's input, shared by training, evaluation and calibration.
 
-A :class:`~actionpipe.training.datasets.Clip` goes through :func:`actionpipe.pack.prepare_keypoints` exactly
+A :class:`~actionpipe.training.datasets.Clip` goes through :func:`actionpipe.skeleton.pack.prepare_keypoints` exactly
 as a pose file does at inference (after resampling to the model's frame rate), so a model is
 trained, validated, evaluated and calibrated on the input ``classify`` gives it. Training adds the
 pixel-space augmentation of :mod:`actionpipe.training.augment`, a speed jitter (a 3-D clip is first filmed by
@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from .augment import AugmentConfig, augment
-from .datasets import Clip
-from ..pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
+from actionpipe.training.augment import AugmentConfig, augment
+from actionpipe.training.datasets import Clip
+from actionpipe.skeleton.pack import PackSpec, Sample, fit_length, prepare_keypoints, resample_time
 
 
 def clip_to_model_space(clip: Clip, spec: PackSpec, speed: float = 1.0,
@@ -45,7 +45,7 @@ def augmented_keypoints(clip: Clip, aug: AugmentConfig, rng: np.random.Generator
     A 3-D clip is first filmed by a random virtual camera (``aug.view_yaw``/``view_pitch``)."""
     kp = clip.keypoints
     if clip.points3d is not None and (aug.view_yaw or aug.view_pitch):
-        from .virtual_camera import Camera, project
+        from actionpipe.training.virtual_camera import Camera, project
         kp = project(clip.points3d, clip.present3d, Camera.random(rng, aug.view_yaw, aug.view_pitch))
     kp = augment(kp, rng, aug, clip.layout, clip.width, clip.height)
     speed = math.exp(rng.uniform(-1, 1) * math.log1p(aug.speed)) if aug.speed else 1.0

@@ -26,17 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from .. import console
-from ..cards import sha256_file
-from .datasets import Clip, class_names, split_validation
-from ..errors import ActionpipeError
-from ..fileio import atomic_path, write_json
-from ..infer import combine_windows, run_windows
-from .model_input import clip_sample, training_sample
-from ..openset import softmax
-from ..pack import Sample
-from .config import TrainConfig, load_sources
-from .label_map import OTHER_LABEL
+from actionpipe.core import console
+from actionpipe.model.cards import sha256_file
+from actionpipe.training.datasets import Clip, class_names, split_validation
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.core.fileio import atomic_path, write_json
+from actionpipe.model.infer import combine_windows, run_windows
+from actionpipe.training.model_input import clip_sample, training_sample
+from actionpipe.model.openset import softmax
+from actionpipe.skeleton.pack import Sample
+from actionpipe.training.config import TrainConfig, load_sources
+from actionpipe.model.label_map import OTHER_LABEL
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -189,14 +189,14 @@ def build_model(cfg: TrainConfig, classes: list[str], device: str):
     (:mod:`actionpipe.training.finetune`). Returns the model, its frozen modules and what was carried over."""
     import torch
 
-    from ..model import STGCN
+    from actionpipe.model.stgcn import STGCN
 
     torch.manual_seed(cfg.seed)
     model = STGCN(in_channels=3, num_class=len(classes), layout=cfg.spec.layout, **cfg.architecture)
     frozen, carried = [], None
     if cfg.finetune.source:
-        from ..cards import find_card
-        from .finetune import frozen_modules, transfer_weights
+        from actionpipe.model.cards import find_card
+        from actionpipe.training.finetune import frozen_modules, transfer_weights
 
         carried = transfer_weights(model, find_card(cfg.finetune.source), classes)
         frozen = frozen_modules(model, cfg.finetune.freeze_blocks)
@@ -211,7 +211,7 @@ def build_optimizer(cfg: TrainConfig, model):
 
     o = cfg.optim
     if cfg.finetune.source:
-        from .finetune import parameter_groups
+        from actionpipe.training.finetune import parameter_groups
         groups = parameter_groups(model, cfg.finetune.backbone_lr)
     else:
         groups = [{"params": list(model.parameters()), "lr_scale": 1.0}]
@@ -224,7 +224,7 @@ def train_epoch(cfg: TrainConfig, epoch: int, data: TrainingData, model, optimiz
     Its randomness comes from ``(seed, epoch)`` alone, so a resumed run continues identically."""
     import torch
 
-    from .finetune import hold_frozen
+    from actionpipe.training.finetune import hold_frozen
 
     o = cfg.optim
     rng = np.random.default_rng([cfg.seed, epoch])
@@ -323,7 +323,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, device: s
     """
     import torch
 
-    from ..devices import resolve_device
+    from actionpipe.core.devices import resolve_device
 
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)

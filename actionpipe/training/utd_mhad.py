@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Clip, check_split, each_with_progress
-from ..errors import ActionpipeError
-from ..layouts import COCO17
-from .virtual_camera import IMAGE_HEIGHT, IMAGE_WIDTH, Camera, project
+from actionpipe.training.datasets import Clip, check_split, each_with_progress
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.pose.layouts import COCO17
+from actionpipe.training.virtual_camera import IMAGE_HEIGHT, IMAGE_WIDTH, Camera, project
 
 FPS = 30.0
 TRAIN_SUBJECTS = (1, 3, 5, 7)

@@ -8,7 +8,7 @@
   empty); files relative to the CSV's folder.
 
 Each video is posed once, with the pose settings the model is trained for (the source model's, when
-fine-tuning: :meth:`actionpipe.cards.ModelCard.pose_settings`), and the pose file is cached in
+fine-tuning: :meth:`actionpipe.model.cards.ModelCard.pose_settings`), and the pose file is cached in
 ``CACHE/poses/`` under a name made of the video's SHA-256 and a hash of the pose settings (model
 input size, confidence, rate, precision, backend, weights, tracker). An edited video gets a new
 hash and is posed again; a renamed or moved one is found under its old pose; other settings give
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import console
-from .datasets import Clip, check_split, clip_from_pose, read_labels_csv
-from ..errors import ActionpipeError
-from ..fileio import sha256_file
-from ..pack import PackSpec
-from ..posefile import PoseFile
-from ..video import VIDEO_SUFFIXES
+from actionpipe.core import console
+from actionpipe.training.datasets import Clip, check_split, clip_from_pose, read_labels_csv
+from actionpipe.core.errors import ActionpipeError
+from actionpipe.core.fileio import sha256_file
+from actionpipe.skeleton.pack import PackSpec
+from actionpipe.pose.posefile import PoseFile
+from actionpipe.video.reader import VIDEO_SUFFIXES
 
 KIND = "videos"
 CACHE_VERSION = 1   # bump when what a cached pose file holds changes
@@ -96,7 +96,7 @@ def _from_csv(labels_csv: Path) -> list[LabelledVideo]:
 
 def default_cache_dir() -> Path:
     """``$ACTIONPIPE_CACHE/poses`` (default ``~/.cache/actionpipe/poses``)."""
-    from ..pose_openvino import cache_root
+    from actionpipe.pose.openvino import cache_root
 
     return cache_root() / "poses"
 
@@ -105,13 +105,13 @@ class PoseCache:
     """Pose files of videos, by content and pose settings; poses what it does not hold yet.
 
     ``settings``: the pose settings (``imgsz``, ``conf``, ``fps``, ``precision``: a card's
-    :meth:`~actionpipe.cards.ModelCard.pose_settings`). The pose model is loaded on the first miss.
+    :meth:`~actionpipe.model.cards.ModelCard.pose_settings`). The pose model is loaded on the first miss.
     """
 
     def __init__(self, settings: dict[str, Any], cache_dir: str | Path | None = None, device: str = "auto",
                  pose_backend: str | None = None):
-        from ..devices import DEFAULT_POSE_BACKEND
-        from ..pose import PoseEstimator
+        from actionpipe.core.devices import DEFAULT_POSE_BACKEND
+        from actionpipe.pose.estimator import PoseEstimator
 
         settings = dict(settings)
         self.fps = settings.pop("fps", None)

@@ -1,0 +1,3 @@
+"""The `pose` stage: YOLO11n-pose (torch or OpenVINO), tracking, the pose file format and joint layouts.
+Imports actionpipe.video and actionpipe.core.
+"""
