@@ -78,6 +78,11 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write one self-contained HTML page: accuracy, confusion matrix, per-class accuracy, a row per clip.")
 @click.option("--record", is_flag=True, help="Add the result (with this command line) to the model's card.json.")
+@click.option("--compare", "compare_model", metavar="MODEL",
+              help="Videos: score a second model on the same (cached) poses, with a paired bootstrap of the difference.")
+@click.option("--label-map", "label_map_path", type=click.Path(dir_okay=False),
+              help="Videos: a JSON object mapping the dataset's labels to the model's class names "
+                   "(synonyms such as bicep_curl/arm_curl are known without it).")
 @click.option("--pose-cache", type=click.Path(file_okay=False),
               help="Videos: keep each video's pose.json here and reuse it on the next run (posed again when made with other pose settings).")
 @click.option("--imgsz", type=click.IntRange(32), help="Videos: pose model input size (default: the card's).")
@@ -88,29 +93,46 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @device_option
 @click.option("--batch", default=LibraryDefault("training.evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
               help="Windows per forward pass.")
-def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, pose_cache, imgsz, fps, pose_backend,
-             pose_precision, speed, device, batch):
+def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, compare_model, label_map_path, pose_cache,
+             imgsz, fps, pose_backend, pose_precision, speed, device, batch):
     """Accuracy of a model on a labelled dataset: top-1/top-5, per class, confusion matrix."""
     import json
     import shlex
 
     from rich.console import Console
 
+    from actionpipe.core.errors import UsageError
     from actionpipe.training.evaluate import (evaluate_dataset, evaluate_videos, percent, plot_confusion, record_metrics,
-                                      render_metrics)
+                                              render_metrics)
+    from actionpipe.training.footage import compare, footage_metrics, render_footage
 
     card = card_from_option(model)
     kind, _, rest = dataset.partition(":")
-    if kind == "videos" or (Path(dataset).is_dir() and labels and labels.endswith(".csv")):
+    videos = kind == "videos" or (Path(dataset).is_dir() and labels and labels.endswith(".csv"))
+    if videos:
         csv_path, video_root = (rest, None) if kind == "videos" else (labels, dataset)
         if pose_cache:
             Path(pose_cache).mkdir(parents=True, exist_ok=True)
-        result = evaluate_videos(card, csv_path, device, pose_cache, video_root, split, imgsz=imgsz, fps=fps,
-                                 batch=batch, pose_backend=pose_backend, pose_precision=pose_precision, speed=speed)
+        synonyms = read_synonyms(label_map_path)
+        options = dict(imgsz=imgsz, fps=fps, batch=batch, pose_backend=pose_backend, pose_precision=pose_precision,
+                       speed=speed)
+        result = evaluate_videos(card, csv_path, device, pose_cache, video_root, split, synonyms, **options)
+        second = card_from_option(compare_model) if compare_model else None
+        other = (evaluate_videos(second, csv_path, device, pose_cache, video_root, split, synonyms, **options)
+                 if second else None)
+    elif compare_model or label_map_path:
+        raise UsageError(None, "--compare and --label-map are for video datasets (videos:LABELS.csv)")
     else:
-        result = evaluate_dataset(card, dataset, split, labels, device, batch)
+        result, other = evaluate_dataset(card, dataset, split, labels, device, batch), None
     metrics = result.metrics()
-    render_metrics(metrics, console.stderr if as_json else Console())
+    out = console.stderr if as_json else Console()
+    render_metrics(metrics, out)
+    if videos:
+        metrics["footage"] = footage_metrics(result)
+        comparison = compare(result, other) if other is not None else None
+        if comparison:
+            metrics["comparison"] = {"model": second.name, **comparison}
+        render_footage(metrics["footage"], out, comparison, (card.name, second.name if second else ""))
     title = f"{card.name} on {dataset}{' ' + split if split else ''}: top-1 {percent(metrics['top1'])}"
     if plot:
         plot_confusion(metrics, plot, title)
@@ -119,14 +141,30 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, po
 
         write_eval_page(html_path, result, metrics, title)
     if record:
+        footage = metrics.get("footage")
         record_metrics(card, {"dataset": dataset, "split": split, "clips": metrics["clips"], "top1": metrics["top1"],
                               "top5": metrics["top5"],
                               "per_class": {c: v["accuracy"] for c, v in metrics["per_class"].items()},
+                              **({"footage": {k: footage[k] for k in ("top1", "honest_rate", "per_label", "clip_answers")}}
+                                 if footage else {}),
                               "command": shlex.join(["actionpipe", "eval", "--model", str(model or card.name),
                                                      "--dataset", dataset] + (["--split", split] if split else [])
                                                     + (["--labels", labels] if labels else []))})
     if as_json:
         click.echo(json.dumps({"model": card.name, "dataset": dataset, "split": split, **metrics}, indent=2))
+
+
+def read_synonyms(path: str | None) -> dict[str, str] | None:
+    """``--label-map``: a JSON object of dataset label -> model class, or None."""
+    if not path:
+        return None
+    from actionpipe.core.errors import UsageError
+    from actionpipe.core.fileio import read_json
+
+    found = read_json(path)
+    if not isinstance(found, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in found.items()):
+        raise UsageError(path, "--label-map: expected a JSON object mapping dataset labels to class names")
+    return found
 
 
 # --- calibrate -----------------------------------------------------------------------------------

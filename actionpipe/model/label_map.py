@@ -14,7 +14,7 @@ from typing import Any
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import is_number
 
-DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "videos")
+DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "urfd", "videos")
 OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
 LABEL_MAP_KEYS = ("rename", "exclude", "negatives", "weights")
 
@@ -71,3 +71,20 @@ def check_weighted_labels(label_map: dict[str, dict[str, Any]] | None, origins: 
         unknown = sorted(label for label in entry.get("weights", {}) if f"{kind}:{label}" not in origins)
         if unknown:   # a misspelt label would otherwise weigh nothing, silently
             raise ActionpipeError(None, f"label_map.{kind}.weights: no training clip is labelled {', '.join(unknown)}")
+
+
+# Names one action goes by in different datasets: a clip labelled with one is right when the model
+# answers the other (realclips' ``bicep_curl`` is UTD-MHAD's ``arm_curl``). Symmetric.
+SYNONYMS = {"bicep_curl": "arm_curl", "arm_curl": "bicep_curl", "pull_up": "pullup", "push_up": "pushup",
+            "sit_up": "situp", "jumping_jack": "jumping_jacks", "jump_jack": "jumping_jacks"}
+
+
+def model_label(label: str, classes, synonyms: dict[str, str] | None = None) -> str:
+    """``label`` as the model with ``classes`` names it: itself when it is a class, else its synonym
+    (``synonyms``, then :data:`SYNONYMS`) when that is one; else unchanged (a label the model lacks)."""
+    if label in classes:
+        return label
+    for table in (synonyms or {}, SYNONYMS):
+        if table.get(label) in classes:
+            return table[label]
+    return label

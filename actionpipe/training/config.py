@@ -268,6 +268,9 @@ DATA_SOURCES = {
            "skeletons; distributed by UT Dallas for research use",
     "jhmdb": "JHMDB (Hueihan Jhuang, Juergen Gall, Silvia Zuffi, Cordelia Schmid, Michael J. Black: \"Towards "
              "understanding action recognition\", ICCV 2013); 2-D joint annotations; for research use",
+    "urfd": "UR Fall Detection (Bogdan Kwolek, Michal Kepski: \"Human fall detection on embedded platform using "
+            "depth maps and wireless accelerometer\", Computer Methods and Programs in Biomedicine 2014); 2-D "
+            "poses by AlphaPose; free for research",
 }
 
 
@@ -303,6 +306,9 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
     elif kind == "jhmdb":
         from actionpipe.training.jhmdb import load_jhmdb
         clips = load_jhmdb(path, split)
+    elif kind == "urfd":
+        from actionpipe.training.urfd_fall import load_urfd_fall
+        clips = load_urfd_fall(path, split)
     elif kind == "kinetics":
         clips = datasets.load_kinetics_skeleton(path, labels)
         clips = [c for c in clips if split is None or c.split in (split, None)]

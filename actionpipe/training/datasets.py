@@ -35,7 +35,7 @@ from actionpipe.core.fileio import read_json
 from actionpipe.pose.layouts import COCO17
 from actionpipe.pose.posefile import PoseFile
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 PENN_ACTION_CLASSES = ("baseball_pitch", "baseball_swing", "bench_press", "bowl", "clean_and_jerk",
                        "golf_swing", "jump_rope", "jumping_jacks", "pullup", "pushup", "situp", "squat",
                        "strum_guitar", "tennis_forehand", "tennis_serve")
@@ -298,7 +298,7 @@ def read_labels_csv(labels_csv: str | Path) -> list[LabelRow]:
             raise ActionpipeError(where, "empty file or label")
         split = row.get("split") or None
         if split is not None and split not in SPLITS:
-            raise ActionpipeError(where, f"split {split!r}: expected train, test or empty")
+            raise ActionpipeError(where, f"split {split!r}: expected {', '.join(SPLITS)} or empty")
         out.append(LabelRow(row["file"], row["label"], row.get("group") or None, split, where))
     return out
 

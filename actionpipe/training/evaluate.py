@@ -29,6 +29,7 @@ import numpy as np
 from actionpipe.core import console
 from actionpipe.model.cards import ModelCard
 from actionpipe.core.errors import ActionpipeError
+from actionpipe.model.label_map import model_label
 from actionpipe.outputs.report import percent
 
 DEFAULT_BATCH = 64  # windows per forward pass over a dataset's clips (eval, calibrate)
@@ -44,6 +45,13 @@ class Evaluation:
     probabilities: np.ndarray
     open_set_scores: np.ndarray | None = None   # (N,), -inf where there was no answer
     open_set_threshold: float | None = None
+
+    @property
+    def rejected(self) -> np.ndarray | None:
+        """(N,) bool: the clips the card's open-set rule answers ``unknown`` (None without a rule)."""
+        if self.open_set_scores is None:
+            return None
+        return self.open_set_scores < self.open_set_threshold
 
     def metrics(self) -> dict[str, Any]:
         """top1, top5, per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""
@@ -71,7 +79,7 @@ class Evaluation:
 
             open_set = {"open_set": dict(open_set_report(
                 self.labels, self.probabilities, self.open_set_scores,
-                self.open_set_scores < self.open_set_threshold, self.classes),
+                self.rejected, self.classes),
                 threshold=round(float(self.open_set_threshold), 4))}
         return {**open_set, "clips": len(known), "unanswered": int((~answered).sum()) if len(known) else 0,
                 "top1": round(float((pred == y).mean()), 4) if len(known) else None,
@@ -139,9 +147,12 @@ def _cached_pose(classifier, path: Path):
 
 def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto",
                     pose_cache: str | Path | None = None, video_root: str | Path | None = None,
-                    split: str | None = None, **classifier_options) -> Evaluation:
+                    split: str | None = None, synonyms: dict[str, str] | None = None,
+                    **classifier_options) -> Evaluation:
     """End to end: each video through pose → pack → model (``Classifier``, open-set rejection off,
-    so every clip gets its closest class); a clip with no usable person is no answer (wrong)."""
+    so every clip gets its closest class); a clip with no usable person is no answer (wrong). Labels
+    are named as the model names them (:func:`~actionpipe.model.label_map.model_label`, ``synonyms``
+    first)."""
     from actionpipe.pipeline.classify import Classifier, keep_names
 
     rows = read_video_labels(labels_csv, video_root, split)
@@ -165,7 +176,8 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
                 console.warn(f"{video}: {result.status}; no answer, counted as wrong")
             predictions.append(result.prediction)
             bar.advance(task)
-    return Evaluation(card.classes, [str(v) for v, _ in rows], [l for _, l in rows], probs,
+    labels = [model_label(l, set(card.classes), synonyms) for _, l in rows]
+    return Evaluation(card.classes, [str(v) for v, _ in rows], labels, probs,
                       *_open_set(classifier.predictor, predictions))
 
 

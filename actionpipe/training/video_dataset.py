@@ -4,8 +4,8 @@
   ``DIR/lunge/*.mov``, ...), as image classifiers' datasets are laid out. Videos in a sub-folder of a
   class folder (``DIR/squat/anna/*.mp4``) share a group: clips of one person, session or source
   video, which a validation split keeps on one side. Other videos are their own group.
-* ``LABELS.csv``: columns ``file,label`` and optionally ``group`` and ``split`` (train, test or
-  empty); files relative to the CSV's folder.
+* ``LABELS.csv``: columns ``file,label`` and optionally ``group`` and ``split`` (train, val, test or
+  empty); files relative to the CSV's folder, or to its ``videos/`` folder (:func:`video_path`).
 
 Each video is posed once, with the pose settings the model is trained for (the source model's, when
 fine-tuning: :meth:`actionpipe.model.cards.ModelCard.pose_settings`), and the pose file is cached in
@@ -88,8 +88,16 @@ def _from_folders(root: Path) -> list[LabelledVideo]:
 
 
 def _from_csv(labels_csv: Path) -> list[LabelledVideo]:
-    return [LabelledVideo(labels_csv.parent / row.file, row.file, row.label, row.group, row.split)
+    return [LabelledVideo(video_path(labels_csv, row.file), row.file, row.label, row.group, row.split)
             for row in read_labels_csv(labels_csv)]
+
+
+def video_path(labels_csv: Path, file: str) -> Path:
+    """Where a labels CSV's ``file`` is: relative to the CSV's folder, or to its ``videos/`` folder when
+    only there (a dataset that keeps its videos in ``videos/`` beside the CSV)."""
+    beside = labels_csv.parent / file
+    inside = labels_csv.parent / "videos" / file
+    return inside if not beside.exists() and inside.exists() else beside
 
 
 # --- posing, with a cache ------------------------------------------------------------------------
