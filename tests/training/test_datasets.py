@@ -120,8 +120,8 @@ def test_penn_errors(tmp_path):
     (tmp_path / "labels" / "0001.mat").write_bytes(b"not a mat file at all")
     with pytest.raises(ActionpipeError, match="0001.mat: not a readable Penn Action annotation"):
         load_penn_action(tmp_path)
-    with pytest.raises(ActionpipeError, match="unknown split 'val'"):
-        load_penn_action(tmp_path, split="val")
+    with pytest.raises(ActionpipeError, match="unknown split 'dev'"):
+        load_penn_action(tmp_path, split="dev")
 
 
 def _kinetics_clip(path, label, index, slots):
