@@ -85,10 +85,12 @@ def training_clips(card: ModelCard, dataset: str | None = None) -> tuple[list, l
     """The clips the card's model was trained from (train splits, labels mapped as in training) and
     the names of their sources: ``dataset`` instead, when given."""
     from actionpipe.training.config import TrainConfig, load_dataset, load_sources
+    from actionpipe.training.joint_alignment import card_alignment
 
     config = card.training_config
     if dataset:
-        return load_dataset(dataset, "train", config.get("labels"), card.preprocessing, card.label_map)[0], [dataset]
+        return load_dataset(dataset, "train", config.get("labels"), card.preprocessing, card.label_map,
+                            align=card_alignment(card, dataset))[0], [dataset]
     if not config.get("dataset") and not config.get("datasets"):
         raise ActionpipeError(card.card_path, "the card names no training dataset: pass --dataset")
     cfg = TrainConfig.from_dict(config, card.card_path)
@@ -197,11 +199,13 @@ def _measure_test(predictor, sources, labels, card, index, temperature, method, 
     """ECE before/after, accuracy and the rejection rate on the sources' test splits (None when
     there are none)."""
     from actionpipe.training.config import load_dataset
+    from actionpipe.training.joint_alignment import card_alignment
 
     clips = []
     for dataset in sources:
         try:
-            clips += load_dataset(dataset, "test", labels, card.preprocessing, card.label_map)[0]
+            clips += load_dataset(dataset, "test", labels, card.preprocessing, card.label_map,
+                                  align=card_alignment(card, dataset))[0]
         except ActionpipeError:
             continue
     clips = [c for c in clips if c.label in index]

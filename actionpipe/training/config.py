@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from actionpipe.training.augment import AugmentConfig
+from actionpipe.training.joint_alignment import align_clip, check_alignment
 from actionpipe.core.errors import ActionpipeError, UsageError
 from actionpipe.core.fileio import is_number
 from actionpipe.model.cards import parse_sections
@@ -56,11 +57,13 @@ from actionpipe.model.label_map import DATASET_KINDS, apply_label_map, check_lab
 
 @dataclass
 class DatasetEntry:
-    """One training source: ``KIND:PATH``, the split it trains on and its sampling weight."""
+    """One training source: ``KIND:PATH``, the split it trains on, its sampling weight and how its
+    joints are moved to the pose model's proportions (:mod:`actionpipe.training.joint_alignment`)."""
 
     dataset: str
     split: str = "train"
     weight: float = 1.0
+    align: dict[str, float] | None = None
 
 
 @dataclass
@@ -191,12 +194,15 @@ def _check_sources(cfg: TrainConfig, where) -> None:
         raise ActionpipeError(where, "config: give either dataset or datasets, not both")
     for i, entry in enumerate(cfg.datasets):
         if not isinstance(entry, dict) or set(entry) - {f.name for f in fields(DatasetEntry)} or "dataset" not in entry:
-            raise ActionpipeError(where, f"config datasets[{i}]: expected {{dataset, split, weight}} (got {entry!r})")
+            raise ActionpipeError(where, f"config datasets[{i}]: expected {{dataset, split, weight, align}} "
+                                         f"(got {entry!r})")
         source = DatasetEntry(**entry)
         if not isinstance(source.dataset, str) or source.split not in ("train", "test"):
             raise ActionpipeError(where, f"config datasets[{i}]: dataset must be KIND:PATH and split train or test")
         if not is_number(source.weight) or not source.weight > 0:
             raise ActionpipeError(where, f"config datasets[{i}]: weight must be a positive number")
+        if source.align is not None:
+            check_alignment(source.align, f"{where}: datasets[{i}]" if where else f"datasets[{i}]")
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -275,10 +281,12 @@ DATA_SOURCES = {
 
 
 def load_dataset(dataset: str, split: str | None, labels: str | None = None, spec: PackSpec | None = None,
-                 label_map: dict[str, dict[str, Any]] | None = None, pose_cache=None):
+                 label_map: dict[str, dict[str, Any]] | None = None, pose_cache=None,
+                 align: dict[str, float] | None = None):
     """Clips of ``dataset`` (of ``split``, when the dataset has splits), their labels mapped per
-    ``label_map`` (:func:`apply_label_map`), and a description of the data. ``videos:`` datasets
-    are posed through ``pose_cache`` (:class:`actionpipe.training.video_dataset.PoseCache`)."""
+    ``label_map`` (:func:`apply_label_map`), their joints moved per ``align``
+    (:func:`~actionpipe.training.joint_alignment.align_clip`), and a description of the data.
+    ``videos:`` datasets are posed through ``pose_cache`` (:class:`actionpipe.training.video_dataset.PoseCache`)."""
     from actionpipe.training import datasets
 
     kind, path = parse_dataset(dataset)
@@ -290,7 +298,8 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
         clips, summary = load_videos(path, split, spec, pose_cache)
         for clip in clips:
             clip.origin = f"{kind}:{clip.label}"
-        return apply_label_map(clips, kind, label_map), {"dataset": dataset, "kind": kind, "split": split,
+        clips = [align_clip(c, align) for c in apply_label_map(clips, kind, label_map)]
+        return clips, {"dataset": dataset, "kind": kind, "split": split,
                                                          "clips": len(clips), **summary}
     if kind == "utd":
         from actionpipe.training.utd_mhad import parse_source
@@ -317,7 +326,7 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
         clips = [c for c in clips if split is None or c.split == split or (split == "train" and c.split is None)]
     for clip in clips:
         clip.origin = f"{kind}:{clip.label}"
-    clips = apply_label_map(clips, kind, label_map)
+    clips = [align_clip(c, align) for c in apply_label_map(clips, kind, label_map)]
     if not clips:
         raise ActionpipeError(path, f"no clips{' in split ' + split if split else ''}")
     info: dict[str, Any] = {"dataset": dataset, "kind": kind, "split": split, "clips": len(clips)}
@@ -337,7 +346,8 @@ def load_sources(cfg: TrainConfig, spec: PackSpec | None = None):
         if cache is None and parse_dataset(source.dataset)[0] == "videos":
             from actionpipe.training.video_dataset import PoseCache
             cache = PoseCache(pose_settings(cfg), cfg.pose_cache)
-        some, info = load_dataset(source.dataset, source.split, cfg.labels, spec or cfg.spec, cfg.label_map, cache)
+        some, info = load_dataset(source.dataset, source.split, cfg.labels, spec or cfg.spec, cfg.label_map, cache,
+                                  source.align)
         clips += some
         weights += [source.weight * label_weight(cfg.label_map, c.origin) for c in some]
         infos.append({**info, "weight": source.weight} if cfg.datasets else info)

@@ -96,8 +96,10 @@ def evaluate_dataset(card: ModelCard, dataset: str, split: str | None = None, la
     from actionpipe.model.infer import Predictor
     from actionpipe.training.model_input import clip_sample
     from actionpipe.training.config import load_dataset
+    from actionpipe.training.joint_alignment import card_alignment
 
-    clips, _ = load_dataset(dataset, split, labels, card.preprocessing, card.label_map)
+    clips, _ = load_dataset(dataset, split, labels, card.preprocessing, card.label_map,
+                            align=card_alignment(card, dataset))
     samples = [clip_sample(clip, card.preprocessing) for clip in clips]
     predictor = Predictor(card, device, batch_size)
     predictions = predictor.predict(samples, [c.path or c.name for c in clips])
