@@ -17,14 +17,28 @@ DEFAULT_POSE_BACKEND = "auto"
 DEFAULT_POSE_PRECISION = "fp32"
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` to a torch device name; auto prefers CUDA."""
-    import torch
+STGCN_ENGINES = ("auto", "openvino", "torch")   # auto: OpenVINO on the CPU, torch on CUDA
 
+
+def nvidia_gpu_present() -> bool:
+    """Whether this machine shows an NVIDIA GPU at all, asked without importing torch (seconds of
+    start-up): the driver's device files, or a CUDA_VISIBLE_DEVICES that hides every GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidia0") or os.path.isdir("/proc/driver/nvidia/gpus")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` to a torch device name; auto prefers CUDA. torch is
+    imported only when a GPU may be there."""
     match = re.fullmatch(r"cuda(?::(\d+))?", device)
     if device not in ("auto", "cpu") and not match:
         raise UsageError(None, f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+    if device == "cpu" or (device == "auto" and not nvidia_gpu_present()):
+        return "cpu"
+    import torch
+
+    if device == "auto" and not torch.cuda.is_available():
         return "cpu"
     if not torch.cuda.is_available():
         raise ActionpipeError(None, f"--device {device}: CUDA is not available on this machine")
@@ -32,6 +46,16 @@ def resolve_device(device: str = "auto") -> str:
     if index >= torch.cuda.device_count():
         raise ActionpipeError(None, f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
     return f"cuda:{index}"
+
+
+def resolve_stgcn_engine(engine: str, device: str) -> str:
+    """``openvino`` or ``torch`` for the ST-GCN on a resolved ``device``: auto is OpenVINO on the CPU
+    (no torch at inference), torch on CUDA."""
+    if engine not in STGCN_ENGINES:
+        raise UsageError(None, f"ST-GCN engine must be one of {', '.join(STGCN_ENGINES)}, got {engine!r}")
+    if engine == "openvino" and device != "cpu":
+        raise UsageError(None, f"the OpenVINO ST-GCN runs on the CPU, not {device}")
+    return ("openvino" if device == "cpu" else "torch") if engine == "auto" else engine
 
 
 def resolve_pose_backend(backend: str, device: str) -> str:

@@ -34,9 +34,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from actionpipe.model.cards import ModelCard
-from actionpipe.core.devices import resolve_device, use_cpu_threads
+from actionpipe.core.devices import resolve_device, resolve_stgcn_engine, use_cpu_threads
 from actionpipe.model.aggregates import WINDOW_AGGREGATES, combine_windows  # noqa: F401 (also imported from here)
-from actionpipe.core.errors import ActionpipeError
+from actionpipe.core.errors import ActionpipeError, about
+from actionpipe.core.fields import distinct
 from actionpipe.core.fileio import check_keys, is_number, read_json
 from actionpipe.pose.layouts import get_layout
 from actionpipe.model.openset import OpenSet, softmax, temper
@@ -48,7 +49,8 @@ READ_VERSIONS = (1, 2)
 DEFAULT_BATCH = 16  # windows per forward pass
 _KEYS = ("format", "format_version", "model", "classes", "items")
 _MODEL_KEYS = ("name", "card", "weights_sha256")
-_ITEM_KEYS = ("source", "probabilities", "open_set_score", "rejected", "windows")
+_ITEM_KEYS = ("source", "probabilities", "aggregate", "open_set_score", "rejected", "windows")
+SUM_TOLERANCE = 1e-3  # a distribution's probabilities sum to 1 within this (they are rounded to 6 digits)
 _WINDOW_KEYS = ("start_s", "end_s", "probabilities")
 
 
@@ -110,24 +112,34 @@ class WindowOutputs:
     motion: np.ndarray     # (W,) motion energies
 
 
-def mirrored(x, flip_permutation: np.ndarray):
+def mirrored(x: np.ndarray, flip_permutation: np.ndarray) -> np.ndarray:
     """Model input ``x`` (N, C, T, V, M) of the mirrored video: each left joint swapped with its right
     twin, x negated (every normalisation centres x, so mirroring is a sign)."""
-    import torch
-
-    out = x[:, :, :, torch.as_tensor(flip_permutation, device=x.device)].clone()
+    out = x[:, :, :, flip_permutation].copy()
     out[:, 0] = -out[:, 0]
     return out
 
 
-def run_windows(model, samples: Sequence[Sample], window: int, stride: int, pad: str, device,
-                batch_size: int = DEFAULT_BATCH, mirror: np.ndarray | None = None) -> list[WindowOutputs]:
-    """Cut each sample into windows (:func:`sample_windows`) and run ``model`` (an :class:`STGCN`,
-    in eval mode) over all of them in shared batches. Training's validation uses it too, so
-    checkpoints are chosen on exactly what inference computes. ``mirror``: the layout's flip
-    permutation, to average each window's pooled features with its mirror image's."""
+def torch_windows(model, device):
+    """The ``forward`` of :func:`run_windows` for a torch :class:`~actionpipe.model.stgcn.STGCN` (in
+    eval mode) on ``device``: numpy windows in, numpy (features, logits) out."""
     import torch
 
+    def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            f = model.features(torch.from_numpy(x).to(device))
+            logits = model.fcn(f[:, :, None, None]).flatten(1)
+            return f.float().cpu().numpy(), logits.float().cpu().numpy()
+    return forward
+
+
+def run_windows(forward, samples: Sequence[Sample], window: int, stride: int, pad: str,
+                batch_size: int = DEFAULT_BATCH, mirror: np.ndarray | None = None) -> list[WindowOutputs]:
+    """Cut each sample into windows (:func:`sample_windows`) and run ``forward`` (windows -> pooled
+    features and logits: :func:`torch_windows`, or the OpenVINO model's) over all of them in shared
+    batches. Training's validation uses it too, so checkpoints are chosen on exactly what inference
+    computes. ``mirror``: the layout's flip permutation, to average each window's features (and so
+    its logits: the classifier is affine) with its mirror image's."""
     crops, owner, times, motion = [], [], [], []
     for i, sample in enumerate(samples):
         c, t, e = sample_windows(sample, window, stride, pad)
@@ -136,15 +148,15 @@ def run_windows(model, samples: Sequence[Sample], window: int, stride: int, pad:
         times.append(t)
         motion.append(e)
     logits, features = [], []
-    with torch.inference_mode():
-        step = max(1, batch_size) if window else 1   # without fixed windows, lengths differ
-        for b in range(0, len(crops), step):
-            x = torch.from_numpy(np.stack(crops[b:b + step])).to(device)
-            f = model.features(x)
-            if mirror is not None:
-                f = (f + model.features(mirrored(x, mirror))) / 2
-            logits.append(model.fcn(f[:, :, None, None]).flatten(1).float().cpu().numpy())
-            features.append(f.float().cpu().numpy())
+    step = max(1, batch_size) if window else 1   # without fixed windows, lengths differ
+    for b in range(0, len(crops), step):
+        x = np.stack(crops[b:b + step]).astype(np.float32, copy=False)
+        f, l = forward(x)
+        if mirror is not None:
+            f_m, l_m = forward(mirrored(x, mirror))
+            f, l = (f + f_m) / 2, (l + l_m) / 2
+        logits.append(l)
+        features.append(f)
     all_logits = np.concatenate(logits) if logits else np.zeros((0, 0), np.float32)
     all_features = np.concatenate(features) if features else np.zeros((0, 0), np.float32)
     owner_arr = np.array(owner)
@@ -180,24 +192,32 @@ class Prediction:
 class Predictor:
     """A loaded model plus the card that says how to feed it; reuse it for many samples."""
 
-    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int = DEFAULT_BATCH, reject: bool = True):
-        import torch
-
+    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int = DEFAULT_BATCH, reject: bool = True,
+                 engine: str = "auto"):
         self.card = card
         self.temperature = card.temperature
         self.open_set = OpenSet.from_card(card)
         self.reject = reject
-        self.device = torch.device(resolve_device(device))
+        self.device = resolve_device(device)
+        self.engine = resolve_stgcn_engine(engine, self.device)
         self.batch_size = max(1, batch_size)
-        self.model = card.load_model(self.device)
+        if self.engine == "openvino":   # the CPU without torch (a cached export of the same weights)
+            from actionpipe.model.openvino_stgcn import OpenVinoSTGCN
+
+            self.forward = OpenVinoSTGCN(card).windows
+        else:
+            import torch
+
+            torch_device = torch.device(self.device)
+            self.forward = torch_windows(card.load_model(torch_device), torch_device)
+            if torch_device.type == "cpu":
+                # No torch.use_deterministic_algorithms here: it imports torch._dynamo/_inductor (2-3 s
+                # of start-up) and changes nothing on the CPU, where these kernels are deterministic.
+                use_cpu_threads()
         self.window = card.inference.window_frames or 0
         self.stride = card.inference.stride or 1
         self.aggregate = card.inference.aggregate
         self.mirror = get_layout(card.preprocessing.layout).flip_permutation() if card.inference.mirror_average else None
-        if self.device.type == "cpu":
-            # No torch.use_deterministic_algorithms here: it imports torch._dynamo/_inductor (2-3 s of
-            # start-up) and changes nothing on the CPU, where these kernels are deterministic already.
-            use_cpu_threads()
 
     def _check(self, sample: Sample, source: Any) -> None:
         want = get_layout(self.card.preprocessing.layout)
@@ -218,8 +238,8 @@ class Predictor:
             self._check(sample, source)
         if window is None:
             window, stride = self.window, stride or self.stride
-        outputs = run_windows(self.model, samples, window, stride or window or 1, self.card.preprocessing.pad,
-                              self.device, self.batch_size, self.mirror)
+        outputs = run_windows(self.forward, samples, window, stride or window or 1, self.card.preprocessing.pad,
+                              self.batch_size, self.mirror)
         return self._predictions(outputs, [[s] for s in samples], sources)
 
     def predict_windows(self, clips: Sequence[Sequence[Sample]], sources: Sequence[Any] | None = None,
@@ -231,8 +251,8 @@ class Predictor:
         for clip, source in zip(clips, sources):
             for sample in clip:
                 self._check(sample, source)
-        outputs = run_windows(self.model, [w for clip in clips for w in clip], window, window,
-                              self.card.preprocessing.pad, self.device, self.batch_size, self.mirror)
+        outputs = run_windows(self.forward, [w for clip in clips for w in clip], window, window,
+                              self.card.preprocessing.pad, self.batch_size, self.mirror)
         merged, at = [], 0
         for clip in clips:
             part, at = outputs[at:at + len(clip)], at + len(clip)
@@ -287,11 +307,13 @@ def scores_document(card: ModelCard, items: list[dict[str, Any]]) -> dict[str, A
             "classes": card.classes, "items": items}
 
 
-def prediction_item(source: str, pred: Prediction) -> dict[str, Any]:
+def prediction_item(source: str, pred: Prediction, aggregate: str | None = None) -> dict[str, Any]:
+    """A scores file's item; ``aggregate`` ``max`` is recorded (its probabilities do not sum to 1)."""
     opened = {} if pred.open_set_score is None else {"open_set_score": round(pred.open_set_score, 4),
                                                      "rejected": pred.rejected}
     return {"source": source,
-            "probabilities": [round(float(p), 6) for p in pred.probabilities], **opened,
+            "probabilities": [round(float(p), 6) for p in pred.probabilities],
+            **({"aggregate": "max"} if aggregate == "max" else {}), **opened,
             "windows": [{"start_s": round(float(s), 3), "end_s": round(float(e), 3),
                          "probabilities": [round(float(p), 6) for p in wp]}
                         for (s, e), wp in zip(pred.window_times, pred.window_probabilities)]}
@@ -317,6 +339,8 @@ def load_scores(path: str | Path) -> dict[str, Any]:
     classes, items = doc.get("classes"), doc.get("items")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ActionpipeError(path, "\"classes\" must be a non-empty list of class names")
+    with about(path):
+        distinct(classes, "classes")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ActionpipeError(path, "\"items\" must be a list of objects")
     for item in items:
@@ -328,9 +352,21 @@ def load_scores(path: str | Path) -> dict[str, Any]:
             check_keys(window, _WINDOW_KEYS, path, "window")
         if not isinstance(item.get("source"), str):
             raise ActionpipeError(path, "every item needs a \"source\" (the sample's name)")
-        probs = item.get("probabilities")
-        if (not isinstance(probs, list) or len(probs) != len(classes)
-                or not all(is_number(p) and 0 <= p <= 1 for p in probs)):
-            raise ActionpipeError(path, f"item {item.get('source')!r}: \"probabilities\" must be "
-                                        f"{len(classes)} numbers between 0 and 1, one per class")
+        if item.get("aggregate", "max") != "max":
+            raise ActionpipeError(path, f"item {item['source']!r}: \"aggregate\" can only be \"max\" (or absent)")
+        _check_probabilities(path, f"item {item['source']!r}", item.get("probabilities"), len(classes),
+                             distribution="aggregate" not in item)
+        for window in windows:
+            _check_probabilities(path, f"item {item['source']!r}: window", window.get("probabilities"),
+                                 len(classes), distribution=True)
     return doc
+
+
+def _check_probabilities(path, where: str, probs: Any, classes: int, distribution: bool) -> None:
+    """One probability per class, each in [0, 1]; for a ``distribution``, summing to 1."""
+    if not isinstance(probs, list) or len(probs) != classes or not all(is_number(p) and 0 <= p <= 1 for p in probs):
+        raise ActionpipeError(path, f"{where}: \"probabilities\" must be {classes} numbers between 0 and 1, "
+                                    "one per class")
+    if distribution and abs(sum(probs) - 1) > SUM_TOLERANCE:
+        raise ActionpipeError(path, f"{where}: \"probabilities\" sum to {sum(probs):.6g}, not 1 (only an "
+                                    "item with \"aggregate\": \"max\" may)")

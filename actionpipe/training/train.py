@@ -31,7 +31,7 @@ from actionpipe.model.cards import sha256_file
 from actionpipe.training.datasets import Clip, class_names, split_validation
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import atomic_path, write_json
-from actionpipe.model.infer import combine_windows, run_windows
+from actionpipe.model.infer import combine_windows, run_windows, torch_windows
 from actionpipe.training.model_input import clip_sample, training_sample
 from actionpipe.model.openset import softmax
 from actionpipe.skeleton.pack import Sample
@@ -268,7 +268,7 @@ def validate(cfg: TrainConfig, model, samples: list[Sample], labels: np.ndarray,
     aggregate = cfg.card.get("inference", {}).get("aggregate", "mean")
     model.eval()
     probs = np.stack([combine_windows(softmax(w.logits), w.motion, aggregate) for w in run_windows(
-        model, samples, cfg.window_frames, cfg.window_stride, cfg.spec.pad, device, 64)])
+        torch_windows(model, device), samples, cfg.window_frames, cfg.window_stride, cfg.spec.pad, 64)])
     loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-9)).mean())
     return float((probs.argmax(1) == labels).mean()), loss
 

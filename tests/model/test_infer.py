@@ -69,7 +69,7 @@ def test_cuda_request_without_gpu_fails_cleanly(card, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ActionpipeError, match="CUDA is not available"):
         Predictor(card, "cuda:0")
-    assert Predictor(card, "auto").device.type == "cpu"
+    assert Predictor(card, "auto").device == "cpu"
 
 
 def test_weights_hash_is_checked(tmp_path):
@@ -268,3 +268,38 @@ def test_mirror_average_makes_the_answer_the_same_for_a_mirrored_video(tmp_path)
     assert np.allclose(averaged[0].probabilities, averaged[1].probabilities, atol=1e-6)
     assert np.abs(averaged[0].features - averaged[1].features).max() < 1e-6
     assert np.abs(averaged[0].features - plain[0].features).max() > 1e-5
+
+
+@pytest.mark.parametrize("name", ["general-stgcn", "penn-action-stgcn"])
+def test_openvino_stgcn_matches_torch(name):
+    """The OpenVINO export of a shipped card gives the torch model's logits and features (1e-4), for
+    the card's window and another length, and the Predictor takes it on the CPU by default."""
+    from actionpipe.model.cards import find_card
+    from actionpipe.model.infer import torch_windows
+    from actionpipe.model.openvino_stgcn import OpenVinoSTGCN
+
+    card = find_card(name)
+    openvino, reference = OpenVinoSTGCN(card).windows, torch_windows(card.load_model("cpu"), "cpu")
+    rng = np.random.default_rng(0)
+    for shape in [(4, 3, 32, 17, 1), (1, 3, 75, 17, 1)]:
+        x = rng.normal(size=shape).astype(np.float32)
+        (f, logits), (f_ref, logits_ref) = openvino(x), reference(x)
+        assert np.abs(logits - logits_ref).max() < 1e-4 and np.abs(f - f_ref).max() < 1e-4
+    assert Predictor(card, "cpu").engine == "openvino" and Predictor(card, "cpu", engine="torch").engine == "torch"
+
+
+@pytest.mark.slow
+def test_classify_on_the_cpu_never_imports_torch():
+    """The API end to end on the CPU (pose and ST-GCN through OpenVINO, exports cached) without torch."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    code = ("import sys\nfrom actionpipe import ActionModel\nmodel = ActionModel()\n"
+            f"r = model({str(REPO / 'samples' / 'squat.mp4')!r})\n"
+            "print(r.label, 'torch' in sys.modules)")
+    env = {**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""}
+    for _ in range(2):   # the first run may export the models (that needs torch); the second must not
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["squat", "False"], out

@@ -124,7 +124,8 @@ def test_cli_writes_a_valid_pose_file(run_cli, zidane_pan, tmp_path):
     assert summary["frames"] == 2 and summary["track_ids"] == [1]
     doc = json.loads(out.read_text())
     assert doc["weights_sha256"] == WEIGHTS_SHA256 and doc["layout"] == "coco17"
-    assert doc["joints"] == list(COCO17.joints) and doc["backend"]["imgsz"] == 320
+    # No --model: the default model card's settings, as classify takes them (imgsz 640).
+    assert doc["joints"] == list(COCO17.joints) and doc["backend"]["imgsz"] == default_card().pose.imgsz
     pose = PoseFile.load(out)
     assert [len(f.people) for f in pose.frames] == [1, 1]
     assert pose.frames[0].people[0].score > 0.8  # the best-scored person was kept
@@ -206,10 +207,13 @@ def test_device_resolution(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr("actionpipe.core.devices.nvidia_gpu_present", lambda: False)
+    assert resolve_device("auto") == "cpu"   # no GPU device at all: torch is not even asked
     with pytest.raises(Exception, match="CUDA is not available"):
         resolve_device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr("actionpipe.core.devices.nvidia_gpu_present", lambda: True)
     assert (resolve_device("auto"), resolve_device("cuda"), resolve_device("cuda:1")) == ("cuda:0", "cuda:0", "cuda:1")
     assert resolve_device("cpu") == "cpu"
     with pytest.raises(Exception, match="only 2 CUDA"):
