@@ -1,11 +1,11 @@
-# actionpipe: `make demo` and `make test` do all the set-up on a fresh machine.
+# actionpipe: `make demo` and `make test` do all the set-up on a fresh machine; `make docs` builds the site.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := samples/demo.mp4
 
-.PHONY: install samples demo test test-fast wheel-test bench model model-general clean
+.PHONY: install samples demo test test-fast docs wheel-test bench model model-general clean
 
 install: $(STAMP) $(SAMPLE)
 
@@ -13,7 +13,7 @@ install: $(STAMP) $(SAMPLE)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray,docs]'
 	touch $(STAMP)
 
 samples: $(SAMPLE)
@@ -31,6 +31,11 @@ test: install
 # The suite without the tests marked slow (the real models end to end, training, the eval re-measure).
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The documentation site (mkdocs.yml, docs/) into site/: open site/index.html, offline. --strict: a broken
+# link or anchor, or an API reference that names nothing, fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Builds the wheel, installs it into a fresh venv (seeded with .venv's third-party packages;
 # WHEEL_TEST_FULL=1 installs them from the index instead) and classifies samples/squat.mp4 from
@@ -77,4 +82,4 @@ model-general: install
 		$(BIN)/actionpipe eval --model $(GENERAL_DIR) --dataset $$data --split test --record || exit 1; done
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site

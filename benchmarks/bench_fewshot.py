@@ -20,7 +20,7 @@ choice here looked at. Training time is the CPU time (and wall-clock) of
 an otherwise idle core would take, whatever else the machine runs. UTD actions are all right-handed and swipe_left/swipe_right are mirror
 images of each other, so the horizontal flip is off for both.
 
-    python benchmarks/bench_fewshot.py --threads 1 --out build/fewshot.json   # the README numbers
+    python benchmarks/bench_fewshot.py --threads 1 --out build/fewshot.json   # docs/training.md's numbers
     python benchmarks/bench_fewshot.py --k 5 --draws 1 --epochs 3              # a quick look
     python benchmarks/bench_fewshot.py --summary build/fewshot*.json           # the table of several runs
 

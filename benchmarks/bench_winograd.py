@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ST-GCN's temporal convolution as a nested Winograd F(3,3)⊗F(3,3) against oneDNN's direct one.
 
-An experiment kept as a measurement (the README's ST-GCN paragraph): at fp32 the inference plan
+An experiment kept as a measurement (docs/performance.md, ST-GCN): at fp32 the inference plan
 already runs at the CPU's matrix-product rate, so 2× the reference needs less arithmetic. Split
 the 9 taps into three 3-tap filters 3 frames apart: each is an F(3,3) (3 outputs from 5
 products), and their sum over the 3-frame tiles is again a 3-tap convolution, done by F(3,3)

@@ -5,8 +5,8 @@
 box and keypoints linearly between the two pose frames around them (:func:`interpolate_pose`),
 and runs the OpenVINO pose model in bf16 where the CPU computes bf16 natively: the pose model is
 most of the time, so together these cut it about 2.8×. What that costs in accuracy is measured
-in ``benchmarks/bench_e2e.py`` and the README (bf16 alone is not the default: on real footage it
-changed one known clip's label to a wrong one).
+in ``benchmarks/bench_e2e.py`` and docs/performance.md (bf16 alone is not the default: on real
+footage it changed one known clip's label to a wrong one).
 """
 from __future__ import annotations
 
