@@ -153,6 +153,18 @@ def bad_videos(tmp_path: Path) -> dict[str, tuple[Path, str]]:
             "zero frames": (empty, "no decodable frames")}
 
 
+def squat_excerpt(path, frames=36, size=(640, 360)):
+    """The first ``frames`` frames (at 30 fps) of samples/squat.mp4, a real person squatting, at ``size``."""
+    cap = cv2.VideoCapture(str(REPO / "samples" / "squat.mp4"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, size)
+    for _ in range(frames):
+        ok, frame = cap.read()
+        assert ok
+        writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    writer.release()
+    return path
+
+
 def make_side_by_side(demo_video, path, frames=72):
     """Two real people doing different things, side by side (828x360, 30 fps): left, the man
     jumping on the box (from the start); right, the woman walking, who enters at ~1.3 s."""

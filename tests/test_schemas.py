@@ -253,7 +253,7 @@ def test_result_schema_refuses_unknown_keys(outputs, path):
 def test_card_sections_refuse_bad_values_in_one_line_naming_the_card(tmp_path):
     card = cards.default_card()
     for section, value, problem in [
-            ("pose", {"imgsz": "640"}, "pose.imgsz must be a whole number >= 32, got '640'"),
+            ("pose", {"imgsz": "640"}, "pose.imgsz must be a whole number from 32 to 2048, got '640'"),
             ("inference", {"aggregate": "median"}, "inference.aggregate must be one of mean, motion, got 'median'"),
             ("calibration", {"temperature": 0}, "calibration.temperature must be a positive number, got 0"),
             ("calibration", {"ece_after": 0.1}, "calibration: missing temperature"),

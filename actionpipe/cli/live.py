@@ -17,10 +17,10 @@ import time
 import click
 
 from actionpipe.core import console
-from actionpipe.cli.options import LibraryDefault, device_option, model_option, pose_backend_option, pose_precision_option
+from actionpipe.cli.options import (COUNT, FPS, IMGSZ, NON_NEGATIVE, POSITIVE, PROBABILITY, WINDOW_SECONDS,
+                                    LibraryDefault, device_option, model_option, pose_backend_option, pose_precision_option)
 from actionpipe.video.stream import is_live  # light: OpenCV is imported when a source opens
 
-_seconds = click.FloatRange(min=0, min_open=True)
 
 
 @contextlib.contextmanager
@@ -75,28 +75,28 @@ def _view(watch, window: dict | None):
 @click.argument("source")
 @model_option
 @device_option
-@click.option("--window", "window_s", type=_seconds, metavar="SEC",
+@click.option("--window", "window_s", type=WINDOW_SECONDS, metavar="SEC",
               help="Classify the last SEC seconds of the people seen. Default: the model's own window.")
-@click.option("--stride", "stride_s", type=_seconds, metavar="SEC",
+@click.option("--stride", "stride_s", type=WINDOW_SECONDS, metavar="SEC",
               help="Classify every SEC seconds. Default: the model's own stride, or half of --window.")
 @click.option("--per-person", is_flag=True, help="Also classify each tracked person on its own track.")
-@click.option("--min-track-s", default=LibraryDefault("pipeline.classify:DEFAULT_MIN_TRACK_S"), show_default=True, type=click.FloatRange(min=0),
+@click.option("--min-track-s", default=LibraryDefault("pipeline.classify:DEFAULT_MIN_TRACK_S"), show_default=True, type=NON_NEGATIVE,
               metavar="SEC", help="Per person: only people seen for SEC seconds of the window.")
-@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1), help="Classes per window.")
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=COUNT, help="Classes per window.")
 @click.option("--events-only", is_flag=True,
               help="Print only events (runs of windows with one label, printed when they end).")
 @click.option("--realtime", is_flag=True,
               help="A video file plays at its own frame rate and frames are dropped when the models fall behind, "
                    "as from a camera. Default for files: as fast as possible, nothing dropped.")
-@click.option("--duration", type=_seconds, metavar="SEC", help="Stop after SEC seconds of video.")
-@click.option("--reconnect-s", default=LibraryDefault("video.stream:DEFAULT_RECONNECT_S"), show_default=True, type=_seconds, metavar="SEC",
+@click.option("--duration", type=POSITIVE, metavar="SEC", help="Stop after SEC seconds of video.")
+@click.option("--reconnect-s", default=LibraryDefault("video.stream:DEFAULT_RECONNECT_S"), show_default=True, type=POSITIVE, metavar="SEC",
               help="A stream that drops is reopened (with backoff) for up to SEC seconds, then it is an error.")
 @click.option("--show", is_flag=True, help="Show the annotated video in a window (needs a display; q or Esc stops).")
 @click.option("--save", type=click.Path(dir_okay=False), metavar="OUT.mp4",
               help="Record the annotated frames (at the pose model's size and the model's frame rate).")
-@click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's).")
-@click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold.")
-@click.option("--fps", type=_seconds, help="Frames per second through the pose model (default: the model card's).")
+@click.option("--imgsz", type=IMGSZ, help="Pose model input size (default: the model card's).")
+@click.option("--conf", type=PROBABILITY, help="Person detection threshold.")
+@click.option("--fps", type=FPS, help="Frames per second through the pose model (default: the model card's).")
 @pose_backend_option
 @pose_precision_option
 @click.option("--no-reject", is_flag=True, help="Always name a class, never `unknown` (see classify).")

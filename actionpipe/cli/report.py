@@ -51,6 +51,7 @@ def write_report_outputs(results: list[dict[str, Any]], html_path: str | None, p
     """Plots into ``plot_dir`` and the page at ``html_path`` for these results; thumbnails not given
     are made from the videos (with the skeletons of ``poses_dir/NAME/pose.json``, a classify --keep
     folder, when there)."""
+    from actionpipe.core.fileio import make_dirs
     from actionpipe.pipeline.classify import keep_names
     from actionpipe.outputs.html import find_rendered, thumbnail, video_report, write_page
     from actionpipe.outputs.plots import plot_timeline, result_colours
@@ -62,7 +63,7 @@ def write_report_outputs(results: list[dict[str, Any]], html_path: str | None, p
         plotted = 0
         for r, name in zip(results, names):
             path = Path(plot_dir) / f"{name}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
             plotted += plot_timeline(r, path, colours)
         console.info(f"{plot_dir}: {plotted} timeline plot(s)"
                      + (f"; {len(results) - plotted} result(s) without a timeline" if plotted < len(results) else ""))

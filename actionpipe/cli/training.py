@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from actionpipe.core import console
-from actionpipe.cli.options import (LibraryChoice, LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
-                          pose_precision_option, speed_option)
+from actionpipe.cli.options import (BATCH, COUNT, FPS, IMGSZ, POSITIVE, PROBABILITY, THREADS, VIEWS, LibraryChoice,
+                                    LibraryDefault, card_from_option, check_dataset_option, check_stdout_once,
+                                    device_option, model_option, pose_backend_option, pose_precision_option,
+                                    speed_option)
 
 
 # --- train / eval --------------------------------------------------------------------------------
@@ -29,17 +31,17 @@ from actionpipe.cli.options import (LibraryChoice, LibraryDefault, card_from_opt
 @click.option("--pose-cache", type=click.Path(file_okay=False),
               help="videos: where pose files are cached (default $ACTIONPIPE_CACHE/poses, ~/.cache/actionpipe/poses).")
 @click.option("--labels", help="Kinetics label JSON (default: DIR_label.json beside DIR).")
-@click.option("--epochs", type=click.IntRange(1), help="Override optim.epochs.")
-@click.option("--batch-size", type=click.IntRange(1), help="Override optim.batch_size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override optim.lr.")
+@click.option("--epochs", type=COUNT, help="Override optim.epochs.")
+@click.option("--batch-size", type=BATCH, help="Override optim.batch_size.")
+@click.option("--lr", type=POSITIVE, help="Override optim.lr.")
 @click.option("--seed", type=int, help="Override seed (same seed, same run).")
 @click.option("--name", help="Model name written to the card.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, JSON value: --set augment.rotation=15 --set optim.ema=0.99")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its last checkpoint.")
-@click.option("--stop-after", type=click.IntRange(1), help="Stop after this many epochs (continue later with --resume).")
+@click.option("--stop-after", type=COUNT, help="Stop after this many epochs (continue later with --resume).")
 @device_option
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch (default: torch's).")
+@click.option("--threads", type=THREADS, help="CPU threads for torch (default: torch's).")
 def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels, epochs, batch_size, lr, seed, name,
               sets, resume, stop_after, device, threads):
     """Train an ST-GCN on labelled videos or skeleton clips, from scratch or fine-tuning a model (--from);
@@ -49,15 +51,19 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 
     if resume and config_path is None and (Path(run_dir) / "config.json").is_file():
         config_path = str(Path(run_dir) / "config.json")  # the run's own config, as it was saved
+    check_dataset_option(dataset)
     overrides = dict(parse_override(s) for s in sets)
+    flags = {}   # the option that set each override, for its messages (the others are --set KEY)
     if dataset is not None:
-        overrides["datasets"] = []   # --dataset replaces the config's sources, one or several
-    for key, value in (("dataset", dataset), ("finetune.source", source), ("finetune.freeze_blocks", freeze),
-                       ("pose_cache", pose_cache), ("labels", labels), ("optim.epochs", epochs),
-                       ("optim.batch_size", batch_size), ("optim.lr", lr), ("seed", seed), ("name", name)):
+        overrides["datasets"], flags["datasets"] = [], "--dataset"   # --dataset replaces the config's sources
+    for key, value, flag in (("dataset", dataset, "--dataset"), ("finetune.source", source, "--from"),
+                             ("finetune.freeze_blocks", freeze, "--freeze"), ("pose_cache", pose_cache, "--pose-cache"),
+                             ("labels", labels, "--labels"), ("optim.epochs", epochs, "--epochs"),
+                             ("optim.batch_size", batch_size, "--batch-size"), ("optim.lr", lr, "--lr"),
+                             ("seed", seed, "--seed"), ("name", name, "--name")):
         if value is not None:
-            overrides[key] = value
-    cfg = load_config(config_path, overrides)
+            overrides[key], flags[key] = value, flag
+    cfg = load_config(config_path, overrides, flags)
     if not cfg.dataset and not cfg.datasets:
         from actionpipe.core.errors import UsageError
         raise UsageError(None, "no dataset: pass --dataset (e.g. penn:../shared/datasets/penn_action) or set it in --config")
@@ -85,13 +91,13 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
                    "(synonyms such as bicep_curl/arm_curl are known without it).")
 @click.option("--pose-cache", type=click.Path(file_okay=False),
               help="Videos: keep each video's pose.json here and reuse it on the next run (posed again when made with other pose settings).")
-@click.option("--imgsz", type=click.IntRange(32), help="Videos: pose model input size (default: the card's).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Videos: pose frame rate (default: the card's).")
+@click.option("--imgsz", type=IMGSZ, help="Videos: pose model input size (default: the card's).")
+@click.option("--fps", type=FPS, help="Videos: pose frame rate (default: the card's).")
 @pose_backend_option
 @pose_precision_option
 @speed_option
 @device_option
-@click.option("--batch", default=LibraryDefault("training.evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("training.evaluate:DEFAULT_BATCH"), show_default=True, type=BATCH,
               help="Windows per forward pass.")
 def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, compare_model, label_map_path, pose_cache,
              imgsz, fps, pose_backend, pose_precision, speed, device, batch):
@@ -106,6 +112,8 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, co
                                               render_metrics)
     from actionpipe.training.footage import compare, footage_metrics, render_footage
 
+    for option, path in (("--html", html_path), ("--plot", plot)):
+        check_stdout_once(as_json, option, path)
     card = card_from_option(model)
     kind, _, rest = dataset.partition(":")
     videos = kind == "videos" or (Path(dataset).is_dir() and labels and labels.endswith(".csv"))
@@ -123,6 +131,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, co
     elif compare_model or label_map_path:
         raise UsageError(None, "--compare and --label-map are for video datasets (videos:LABELS.csv)")
     else:
+        check_dataset_option(dataset)
         result, other = evaluate_dataset(card, dataset, split, labels, device, batch), None
     metrics = result.metrics()
     out = console.stderr if as_json else Console()
@@ -177,13 +186,13 @@ def read_synonyms(path: str | None) -> dict[str, str] | None:
 @click.option("--method", default=LibraryDefault("training.calibrate:DEFAULT_METHOD"), show_default=True,
               type=LibraryChoice("model.openset:METHODS"),
               help="Open-set score (see actionpipe.model.openset).")
-@click.option("--views", default=LibraryDefault("training.calibrate:DEFAULT_VIEWS"), show_default=True, type=click.IntRange(0),
+@click.option("--views", default=LibraryDefault("training.calibrate:DEFAULT_VIEWS"), show_default=True, type=VIEWS,
               help="Augmented copies of each validation clip added to the fit (training augmentation).")
 @click.option("--accept", default=LibraryDefault("training.calibrate:DEFAULT_ACCEPT"), show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              type=PROBABILITY,
               help="Share of validation clips the open-set threshold accepts.")
 @device_option
-@click.option("--batch", default=LibraryDefault("training.evaluate:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+@click.option("--batch", default=LibraryDefault("training.evaluate:DEFAULT_BATCH"), show_default=True, type=BATCH,
               help="Windows per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written sections (and test-split measurements) as JSON.")
 def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json):
@@ -197,6 +206,7 @@ def calibrate_cmd(model, dataset, method, views, accept, device, batch, as_json)
     from actionpipe.training.calibrate import calibrate
     from actionpipe.model.cards import find_card
 
+    check_dataset_option(dataset)
     card = find_card(model)
     out = calibrate(card, dataset, method=method, accept=accept, views=views, device=device, batch_size=batch)
     if as_json:

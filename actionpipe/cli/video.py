@@ -8,27 +8,27 @@ import click
 
 from actionpipe.core import console
 from actionpipe.model.aggregates import AGGREGATES
-from actionpipe.cli.options import (LibraryDefault, card_from_option, device_option, model_option, pose_backend_option,
-                          pose_precision_option, speed_option)
+from actionpipe.cli.options import (BATCH, COUNT, FPS, IMGSZ, NON_NEGATIVE, PROBABILITY, WINDOW_SECONDS, WORKERS,
+                                    LibraryDefault, card_from_option, check_stdout_once, device_option, model_option,
+                                    pose_backend_option, pose_precision_option, speed_option)
 from actionpipe.cli.report import check_report_options, report_options, write_report_outputs
 from actionpipe.engines.ray_engine import ENGINES, POSE_CPUS, expand_uris, is_uri
 
-_seconds = click.FloatRange(min=0, min_open=True)
 _analysis_options = [
-    click.option("--imgsz", type=click.IntRange(32), help="Pose model input size (default: the model card's)."),
-    click.option("--conf", type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Person detection threshold."),
-    click.option("--fps", type=_seconds, help="Pose frame rate (default: the model card's)."),
-    click.option("--batch", default=LibraryDefault("model.infer:DEFAULT_BATCH"), show_default=True, type=click.IntRange(1),
+    click.option("--imgsz", type=IMGSZ, help="Pose model input size (default: the model card's)."),
+    click.option("--conf", type=PROBABILITY, help="Person detection threshold."),
+    click.option("--fps", type=FPS, help="Pose frame rate (default: the model card's)."),
+    click.option("--batch", default=LibraryDefault("model.infer:DEFAULT_BATCH"), show_default=True, type=BATCH,
                  help="Windows per ST-GCN forward pass."),
-    click.option("--window", "window_s", type=_seconds, metavar="SEC",
+    click.option("--window", "window_s", type=WINDOW_SECONDS, metavar="SEC",
                  help="Classify sliding windows of SEC seconds: per-window classes merged into a timeline of segments."),
-    click.option("--stride", "stride_s", type=_seconds, metavar="SEC", help="Step between windows. Default: half the window."),
+    click.option("--stride", "stride_s", type=WINDOW_SECONDS, metavar="SEC", help="Step between windows. Default: half the window."),
     click.option("--aggregate", type=click.Choice(AGGREGATES),
                  help="Whole-video scores from the windows: their mean, their mean weighted by how much the "
                       "people move (idle stretches count less), or each class's maximum (finds a short action "
                       "in a long video; does not sum to 1). Default: the model card's (the shipped model: motion)."),
     click.option("--min-track-s", default=LibraryDefault("pipeline.classify:DEFAULT_MIN_TRACK_S"), show_default=True,
-                 type=click.FloatRange(min=0), metavar="SEC",
+                 type=NON_NEGATIVE, metavar="SEC",
                  help="Per person: skip tracks seen for less than SEC seconds."),
     pose_backend_option,
     pose_precision_option,
@@ -49,7 +49,9 @@ def _check_window(window_s, stride_s) -> None:
         raise UsageError(None, "--stride needs --window")
 
 
-_NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible for too short a time",
+_NO_CLASS = {"no_person": "no person found",
+             "low_frame_rate": "the frame rate is too low for the model (below half the rate it was trained at)",
+             "too_short": "the person is visible for too short a time",
              "low_confidence": "the pose is too uncertain (most keypoints below confidence)"}
 
 
@@ -57,7 +59,7 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False))  # unreadable: a failed video
 @model_option
 @device_option
-@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=COUNT,
               help="Classes shown per video.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document with every video's result on stdout.")
 @click.option("--jsonl", "jsonl_path", metavar="FILE",
@@ -79,7 +81,7 @@ _NO_CLASS = {"no_person": "no person found", "too_short": "the person is visible
               help="ray: run on a Ray cluster (pip install actionpipe[ray]), pose and ST-GCN as actor pools; "
                    "a local Ray without --address.")
 @click.option("--address", help="With --engine ray: the cluster to join (auto, HOST:PORT or ray://HOST:PORT).")
-@click.option("--pose-workers", type=click.IntRange(1), metavar="N",
+@click.option("--pose-workers", type=WORKERS, metavar="N",
               help=f"With --engine ray: pose actors (default: one per {POSE_CPUS} CPUs, at least one per GPU).")
 @_with_options(report_options)
 def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_existing, keep_dir, per_person, imgsz,
@@ -88,8 +90,10 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
     """Classify videos (files or folders of videos): all stages in one process.
 
     Each result has a status: ok (a class), unknown (rejected by the model's open-set rule: label
-    null, the closest class shown), no_person, too_short or low_confidence (no class), or error.
-    Exit code 0 when every video got one of the first five, 1 when any failed (each failure is
+    null, the closest class shown), no_person, low_frame_rate, too_short or low_confidence (no class),
+    or error. A result also says duration_s (the video's length) and decoded_s (what was decoded);
+    a cut-off or damaged video has "warnings": ["truncated"].
+    Exit code 0 when every video got one of the first six, 1 when any failed (each failure is
     reported on stderr and in the JSON output, and the other videos still run). --html and
     --plot-dir classify with the model's own windows unless --window is given (a timeline to show).
     """
@@ -213,7 +217,7 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
                    "with --window (default: the model's window) and per person.")
 @model_option
 @device_option
-@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=click.IntRange(1),
+@click.option("--top", "k", default=LibraryDefault("outputs.report:DEFAULT_TOP_K"), show_default=True, type=COUNT,
               help="Classes in the bar chart.")
 @click.option("--save-scores", type=click.Path(dir_okay=False), help="Also write the computed result (JSON) here.")
 @click.option("--save-pose", type=click.Path(dir_okay=False), help="Also write the computed pose file here.")
@@ -229,6 +233,8 @@ def render_cmd(video, output, pose_path, scores_path, model, device, k, save_sco
     from actionpipe.video.reader import probe
 
     _check_window(window_s, stride_s)
+    for option, path in (("-o", output), ("--save-scores", save_scores), ("--save-pose", save_pose)):
+        check_stdout_once(as_json, option, path)
     check_outputs([output, save_pose, save_scores], [p for p in (video, pose_path, scores_path) if p])
     probe(video)  # a missing or broken video fails before any model runs
     pose = PoseFile.load(pose_path) if pose_path else None

@@ -20,6 +20,7 @@ infinity, no absurd nesting): a bad file is one :class:`ActionpipeError` naming 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -39,6 +40,8 @@ import numpy as np
 from actionpipe.core.errors import ActionpipeError, UsageError
 
 STDOUT = "-"
+# What a write fails with when the disk or quota is full: the output's problem, whatever the writer.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 # Paths that name an already open file descriptor: writing them in place is the only sane way.
 _FD_ALIAS = re.compile(r"^/(dev/(stdout|stderr|fd/\d+)|proc/(self|\d+)/fd/\d+)$")
 
@@ -218,6 +221,14 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
             os.replace(tmp_path, target)
         else:
             _copy_in_place(tmp_path, path)
+    except ActionpipeError as exc:  # a writer's error names the temporary file; the user gave the output
+        if exc.path != str(tmp_path):
+            raise
+        raise type(exc)(path, exc.problem) from None
+    except OSError as exc:  # a full disk (or quota) while writing: one line naming the output
+        if exc.errno not in _WRITE_ERRNOS and exc.filename not in (str(tmp_path), str(target)):
+            raise
+        raise ActionpipeError(path, f"cannot write: {exc.strerror or exc}") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -247,9 +258,20 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:  # a full disk: one line naming the folder
+            raise ActionpipeError(target, f"cannot write: {exc.strerror}") from None
         raise
+
+
+def make_dirs(path: str | Path) -> Path:
+    """``mkdir -p`` for an output folder; a failure (full disk, no permission) is one line naming it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ActionpipeError(path, f"cannot create folder: {exc.strerror}") from None
+    return Path(path)
 
 
 def dumps(obj: Any, indent: int | None = None) -> str:
@@ -324,6 +346,20 @@ def is_number(value: Any, whole: bool = False) -> bool:
     """A finite JSON number (a whole one with ``whole``); true and false are not numbers."""
     kind = numbers.Integral if whole else numbers.Real
     return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def first_non_finite(obj: Any, where: str = "") -> str | None:
+    """Where in a parsed document (``optim.lr``, ``datasets[0].weight``) the first NaN or infinity
+    is, or None: YAML and Python callers can hand over what strict JSON never parses."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "value"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = first_non_finite(value, f"{where}[{key}]" if isinstance(key, int) else
+                                 f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def check_keys(d: dict[str, Any], allowed: Iterable[str], path: str | Path | None, where: str) -> None:

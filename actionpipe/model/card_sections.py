@@ -12,6 +12,7 @@ from typing import Any, Callable, ClassVar
 
 from actionpipe.model.aggregates import WINDOW_AGGREGATES
 from actionpipe.core.devices import POSE_PRECISIONS
+from actionpipe.core.limits import MAX_FPS, MAX_FRAMES, MAX_IMGSZ
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import check_keys, is_number
 from actionpipe.model.openset import METHODS
@@ -53,9 +54,10 @@ class PoseSection(_Section):
     precision: str | None = None   # OpenVINO's, one of devices.POSE_PRECISIONS
 
     def __post_init__(self):
-        self._expect("imgsz", lambda v: is_number(v, whole=True) and v >= 32, "a whole number >= 32")
+        self._expect("imgsz", lambda v: is_number(v, whole=True) and 32 <= v <= MAX_IMGSZ,
+                     f"a whole number from 32 to {MAX_IMGSZ}")
         self._expect("conf", lambda v: is_number(v) and 0 < v < 1, "a number between 0 and 1")
-        self._expect("fps", lambda v: is_number(v) and v > 0, "a positive number")
+        self._expect("fps", lambda v: is_number(v) and 0 < v <= MAX_FPS, f"a positive number up to {MAX_FPS:g}")
         self._expect("precision", lambda v: isinstance(v, str) and v in POSE_PRECISIONS,
                      f"one of {', '.join(POSE_PRECISIONS)}")
 
@@ -75,7 +77,8 @@ class InferenceSection(_Section):
 
     def __post_init__(self):
         for name in ("window_frames", "window_stride"):
-            self._expect(name, lambda v: is_number(v, whole=True) and v >= 1, "a whole number >= 1 (or absent)")
+            self._expect(name, lambda v: is_number(v, whole=True) and 1 <= v <= MAX_FRAMES,
+                         f"a whole number from 1 to {MAX_FRAMES} (or absent)")
         self._expect("aggregate", lambda v: isinstance(v, str) and v in WINDOW_AGGREGATES,
                      f"one of {', '.join(WINDOW_AGGREGATES)}", optional=False)
         self._expect("mirror_average", lambda v: isinstance(v, bool), "true or false", optional=False)

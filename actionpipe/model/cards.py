@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from actionpipe.model.card_sections import CalibrationSection, InferenceSection, OpenSetSection, PoseSection
+from actionpipe.core import fields
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import check_keys, read_json, sha256_file, write_json
 from actionpipe.skeleton.pack import PackSpec
@@ -150,25 +151,27 @@ class ModelCard:
             sections = parse_sections(d)
             if d.get("format_version") != FORMAT_VERSION:
                 raise ActionpipeError(None, f"card format_version {d.get('format_version')!r} is not supported")
-            arch = dict(d["architecture"])
-            classes = [str(c) for c in d["classes"]]
-            if int(arch["num_class"]) != len(classes):
+            arch = fields.mapping(fields.need(d, "architecture"), "architecture")
+            listed = fields.items(fields.need(d, "classes"), "classes")
+            classes = fields.distinct([fields.text(c, "classes") for c in listed], "classes")
+            if fields.whole(fields.need(arch, "num_class", "architecture"), "architecture.num_class") != len(classes):
                 raise ActionpipeError(None, f"architecture.num_class is {arch['num_class']} "
                                             f"but {len(classes)} class labels are listed")
             prep = PackSpec.from_dict(d.get("preprocessing", {}))
             if prep.layout != arch.get("layout", prep.layout):
                 raise ActionpipeError(None, f"preprocessing.layout {prep.layout!r} differs from "
                                             f"architecture.layout {arch['layout']!r}")
-            weights = d["weights"]
+            weights = fields.need(d, "weights")
             check_keys(weights, ("file", "sha256"), None, "weights")
-            return cls(str(d.get("name", directory.name)), directory, arch, prep, classes, str(weights["file"]),
-                       weights.get("sha256"), **sections)
+            return cls(str(d.get("name", directory.name)), directory, dict(arch), prep, classes,
+                       fields.text(fields.need(weights, "file", "weights"), "weights.file"), weights.get("sha256"),
+                       **sections)
         except ActionpipeError as exc:
             if exc.path is None:
                 raise ActionpipeError(path, exc.problem) from None
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ActionpipeError(path, f"not a valid model card: {type(exc).__name__}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # what the checks above did not foresee
+            raise ActionpipeError(path, f"not a valid model card: {exc}") from None
 
     def build_model(self):
         """An untrained ST-GCN of this card's architecture."""

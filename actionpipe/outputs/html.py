@@ -25,9 +25,10 @@ import cv2
 
 from actionpipe.core.fileio import atomic_path
 from actionpipe.outputs.plots import class_colours, result_colours
+from actionpipe.outputs.results import ANSWERS
 
 THUMB_WIDTH = 240
-STATUSES = ("ok", "unknown", "no_person", "too_short", "low_confidence", "error")
+STATUSES = ANSWERS + ("error",)
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d232a;background:#f5f6f8}

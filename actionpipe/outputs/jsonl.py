@@ -2,12 +2,16 @@
 
 Each line is one ``os.write`` followed by ``fsync``, so a killed run leaves whole lines only;
 a line cut off by a crash mid-write is removed when the file is opened again. Only a file that is
-recognisably ours is ever appended to or trimmed: every complete line a JSON object, and a cut-off
-last line that starts as ours do (``{"video": ``). Anything else (a video, a text file) is refused, never touched.
-``/dev/null``, a FIFO or another in-place target is written as a stream (no trimming, no fsync).
+recognisably ours is ever appended to or trimmed: every complete line a classify result (a JSON
+object that starts ``{"video": `` and has a ``status``), and a cut-off last line that starts as
+ours do. Anything else (a pose or scores file, whose one line is a JSON object too; a video; a
+text file) is refused, never touched. A writer holds an exclusive ``flock`` on the file while it
+runs: a second run on the same file is refused rather than append every video a second time.
+``/dev/null``, a FIFO or another in-place target is written as a stream (no trimming, no fsync, no lock).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -38,8 +42,9 @@ def read_jsonl(path: str | Path) -> tuple[list[dict[str, Any]], int]:
             obj = parse_json(line)
         except ValueError:
             obj = None
-        if not isinstance(obj, dict):
-            raise ActionpipeError(path, f"line {number} is not a JSON object: not a results JSONL file; "
+        if not (line.startswith(_LINE_START) and isinstance(obj, dict) and isinstance(obj.get("video"), str)
+                and isinstance(obj.get("status"), str)):
+            raise ActionpipeError(path, f"line {number} is not a classify result: not a results JSONL file; "
                                         "refusing to append to it (give another --jsonl file)")
         objects.append(obj)
     partial = data[keep:]
@@ -81,11 +86,24 @@ class JsonlWriter:
         self.regular = output_kind(self.path) == "file"
         if self.regular and not self.path.parent.is_dir():
             raise ActionpipeError(self.path, f"cannot write: directory {self.path.parent} does not exist")
-        self.repaired = repair_jsonl(self.path) if self.regular else 0
+        if self.regular and self.path.is_file():
+            read_jsonl(self.path)  # raises for a file not ours, before it is opened for writing
         try:
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | (os.O_CREAT if self.regular else 0), 0o644)
         except OSError as exc:
             raise ActionpipeError(self.path, f"cannot write: {exc.strerror}") from None
+        if self.regular:
+            self._lock()
+        # Repaired (and read by --skip-existing) under the lock: what it holds is what no one else writes.
+        self.repaired = repair_jsonl(self.path) if self.regular else 0
+
+    def _lock(self) -> None:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise ActionpipeError(self.path, "another actionpipe run is writing this file (it holds its lock); "
+                                             "wait for it to end, or give another --jsonl file") from None
 
     def write(self, obj: Any) -> None:
         try:

@@ -9,7 +9,7 @@ from actionpipe.model.infer import Prediction
 from actionpipe.outputs.report import DEFAULT_TOP_K, ranked, top_k
 from actionpipe.outputs.timeline import Timeline
 
-ANSWERS = ("ok", "unknown", "no_person", "too_short", "low_confidence")  # statuses that are results
+ANSWERS = ("ok", "unknown", "no_person", "low_frame_rate", "too_short", "low_confidence")  # statuses that are results
 
 
 def _top_dict(prediction: Prediction, classes: list[str], k: int, threshold: float | None = None) -> dict[str, Any]:

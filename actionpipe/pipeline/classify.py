@@ -17,8 +17,10 @@ Statuses (all but ``error`` are answers; the CLI exits 0 for them):
 * ``unknown`` — the card's open-set rule rejected the clip (not like any class it was trained
   on): ``label`` and ``probability`` are null, ``closest`` is ``{"class", "probability"}`` of the
   top class, ``top`` is still given; ``reject=False`` turns this off (``--no-reject``);
-* ``no_person`` — nobody found; ``too_short`` — the people kept were seen for less than
-  ``min_person_s`` (0.5 s: fewer than 8 frames at 15 fps), counted in frames at the model's rate;
+* ``no_person`` — nobody found; ``low_frame_rate`` — the pose's rate (the video's, or ``fps``)
+  is below half the model's (a 1 fps video: the model's windows would span 32 s);
+  ``too_short`` — the people kept were seen for less than ``min_person_s`` (0.5 s: fewer than 8
+  frames at 15 fps), counted in frames at the pose's rate;
   ``low_confidence`` — their mean keypoint confidence (joints the model uses, frames they are
   seen in) is below ``min_keypoint_confidence``: pose too unreliable to name an action;
 * ``error`` — the video could not be processed.
@@ -43,7 +45,8 @@ import numpy as np
 from actionpipe.model.cards import ModelCard
 from actionpipe.core.devices import DEFAULT_POSE_BACKEND
 from actionpipe.core.errors import ActionpipeError
-from actionpipe.core.fileio import write_json
+from actionpipe.core.fileio import is_number, make_dirs, write_json
+from actionpipe.core.limits import MAX_WINDOW_S
 from actionpipe.model.aggregates import AGGREGATES
 from actionpipe.model.infer import DEFAULT_BATCH, Prediction, Predictor, prediction_item, scores_document, window_starts
 from actionpipe.skeleton.pack import pack_people, pack_track
@@ -54,6 +57,7 @@ from actionpipe.outputs.timeline import Timeline
 DEFAULT_MIN_TRACK_S = 1.0
 MIN_PERSON_S = 0.5
 MIN_KEYPOINT_CONFIDENCE = 0.2
+MIN_FPS_SHARE = 0.5   # a pose rate below this share of the model's is low_frame_rate
 
 
 def describe_tracks(pose) -> dict[int, dict[str, Any]]:
@@ -91,6 +95,19 @@ def covered_seconds(pose) -> float:
     if isinstance(source_fps, (int, float)) and source_fps > 0 and isinstance(source_frames, int) and source_frames > 0:
         duration = min(duration, source_frames / source_fps)
     return duration
+
+
+def timing(pose) -> dict[str, Any]:
+    """What a result says of the video's time: ``duration_s``, the video's length (its container's
+    frame count and rate; else what the pose covers), ``decoded_s``, what the pose covers (what the
+    answer is about), ``fps``, the pose's rate, and ``warnings: ["truncated"]`` when decoding
+    stopped before the container's end (a cut-off or damaged file, said by the decoder)."""
+    covered = covered_seconds(pose)
+    source_fps, source_frames = pose.source.get("fps"), pose.source.get("frame_count")
+    known = is_number(source_fps) and source_fps > 0 and is_number(source_frames, whole=True) and source_frames > 0
+    said = {"duration_s": round(source_frames / source_fps if known else covered, 3), "decoded_s": round(covered, 3),
+            "fps": round(float(pose.fps), 3)}
+    return {**said, "warnings": ["truncated"]} if "decoded_frames" in pose.source else said
 
 
 @dataclass
@@ -161,9 +178,12 @@ class Classifier:
         they can change between videos."""
         if aggregate is not None and aggregate not in AGGREGATES:
             raise ActionpipeError(None, f"unknown aggregate {aggregate!r} (expected one of {', '.join(AGGREGATES)})")
-        if (window_s is not None and window_s <= 0) or (stride_s is not None and (stride_s <= 0 or window_s is None)):
+        def bad(seconds) -> bool:  # NaN and infinity included: they fail is_number
+            return seconds is not None and not (is_number(seconds) and 0 < seconds <= MAX_WINDOW_S)
+
+        if bad(window_s) or bad(stride_s) or (stride_s is not None and window_s is None):
             raise ActionpipeError(None, f"window ({window_s}) and stride ({stride_s}) must be positive "
-                                        "seconds, and a stride needs a window")
+                                        f"seconds up to {MAX_WINDOW_S:g}, and a stride needs a window")
         self.window_s, self.stride_s = window_s, (stride_s or (window_s / 2 if window_s else None))
         self.aggregate, self.per_person, self.min_track_s = aggregate, per_person, min_track_s
 
@@ -254,17 +274,16 @@ class Classifier:
         :class:`VideoResult` of a video that has nothing to classify."""
         spec = self.card.preprocessing
         sample = pack_people(pose, spec)
-        info = {"frames": pose.num_frames, "duration_s": round(covered_seconds(pose), 3),
+        info = {"frames": pose.num_frames, **timing(pose),
                 "people": len(pose.track_ids()), "tracks_used": [int(t) for t in sample.track_ids if t >= 0]}
         keep = None
         if keep_dir is not None:
-            keep = Path(keep_dir) / (keep_name or Path(video).stem)
-            keep.mkdir(parents=True, exist_ok=True)
+            keep = make_dirs(Path(keep_dir) / (keep_name or Path(video).stem))
             pose.save(keep / "pose.json")
             sample.save(keep / "sample.npz")
         status = "no_person"
         if info["tracks_used"]:
-            status = self._degenerate(sample, info)
+            status = self._degenerate(sample, info, pose.fps)
         if status is not None:
             return VideoResult(str(video), status, self.card.classes, info=info,
                                people=[] if self.per_person else None)
@@ -311,12 +330,16 @@ class Classifier:
             result.people = [PersonResult(int(t), d["start_s"], d["end_s"], d["frames"], d["box"], pred, tl)
                              for (t, d), (pred, tl) in zip(job.tracks.items(), per_track)]
         if job.keep is not None:
-            write_json(job.keep / "scores.json", scores_document(self.card, [prediction_item(job.video, prediction)]))
+            item = prediction_item(job.video, prediction, self.aggregate)
+            write_json(job.keep / "scores.json", scores_document(self.card, [item]))
         return result
 
-    def _degenerate(self, sample, info: dict[str, Any]) -> str | None:
-        """``too_short`` or ``low_confidence`` when the kept people cannot carry a class, else None;
-        records ``person_frames`` and ``keypoint_confidence`` in ``info``."""
+    def _degenerate(self, sample, info: dict[str, Any], pose_fps: float) -> str | None:
+        """``low_frame_rate``, ``too_short`` or ``low_confidence`` when the kept people cannot carry a
+        class, else None; records ``person_frames`` and ``keypoint_confidence`` in ``info``."""
+        model_fps = self.card.preprocessing.fps
+        if model_fps and pose_fps < model_fps * MIN_FPS_SHARE:
+            return "low_frame_rate"   # its windows would span many times the seconds the model knows
         from actionpipe.pose.layouts import get_layout
 
         layout = get_layout(self.card.preprocessing.layout)
@@ -324,7 +347,7 @@ class Classifier:
         conf = sample.data[0, 2][:, used][..., sample.track_ids >= 0]  # (T, joints used, people kept)
         present = conf.max(axis=1) > 0                                  # (T, people kept)
         frames = int(present.any(axis=1).sum())
-        fps = float(sample.meta["fps"])
+        fps = min(float(sample.meta["fps"]), pose_fps)   # packing never repeats frames: slower stays slower
         mean_conf = float(conf.transpose(0, 2, 1)[present].mean()) if present.any() else 0.0
         info.update(person_frames=frames, keypoint_confidence=round(mean_conf, 4))
         if frames / fps < self.min_person_s:

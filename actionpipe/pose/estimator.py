@@ -37,7 +37,8 @@ from actionpipe.core.devices import (DEFAULT_POSE_BACKEND, DEFAULT_POSE_PRECISIO
                       resolve_device, resolve_pose_backend, use_cpu_threads)
 from actionpipe.core.errors import ActionpipeError, UsageError
 from actionpipe.video.extract import read_frames_dir
-from actionpipe.core.fileio import sha256_file
+from actionpipe.core.fileio import is_number, sha256_file
+from actionpipe.core.limits import MAX_IMGSZ, MAX_PEOPLE, MAX_POSE_BATCH
 from actionpipe.pose.posefile import Person, PoseFile, PoseFrame
 from actionpipe.video.prefetch import decode_ahead, decode_serial
 from actionpipe.pose.tracking import Detection, Tracker, suppress_duplicates
@@ -123,9 +124,10 @@ class PoseEstimator:
                  max_people: int | None = None, max_gap_s: float = DEFAULT_MAX_GAP_S,
                  weights_sha256: str | None = WEIGHTS_SHA256, backend: str = DEFAULT_POSE_BACKEND,
                  precision: str = DEFAULT_POSE_PRECISION):
-        if imgsz < 32 or batch < 1 or not 0 < conf < 1 or (max_people is not None and max_people < 1):
-            raise UsageError(None, f"bad pose settings: imgsz={imgsz} (>= 32), batch={batch} (>= 1), "
-                                   f"conf={conf} (0..1), max_people={max_people} (>= 1)")
+        if (not 32 <= imgsz <= MAX_IMGSZ or not 1 <= batch <= MAX_POSE_BATCH or not 0 < conf < 1
+                or (max_people is not None and not 1 <= max_people <= MAX_PEOPLE)):
+            raise UsageError(None, f"bad pose settings: imgsz={imgsz} (32..{MAX_IMGSZ}), batch={batch} "
+                                   f"(1..{MAX_POSE_BATCH}), conf={conf} (0..1), max_people={max_people} (1..{MAX_PEOPLE})")
         if precision not in POSE_PRECISIONS:
             raise UsageError(None, f"--pose-precision must be one of {', '.join(POSE_PRECISIONS)}, got {precision!r}")
         self.weights = Path(weights) if weights else default_weights()
@@ -226,14 +228,19 @@ class PoseEstimator:
         ``fps`` from ``start`` to ``end`` seconds, shrunk to the model's size in the decoder's pass
         (area averaging avoids the aliasing of ultralytics' bilinear shrink of fine detail) and,
         with ``ahead``, decoded by a background thread while the model works (across videos)."""
+        if fps is not None and not (is_number(fps) and fps > 0):  # NaN would reach math.ceil below
+            raise UsageError(None, f"the pose frame rate must be a positive number, got {fps}")
         decode = decode_ahead if ahead else decode_serial
         for video, info, frames in decode([Path(v) for v in videos], fps, self.imgsz, start, end):
             started = time.perf_counter()
             try:
                 if isinstance(info, BaseException):
                     raise info
-                yield video, self.estimate(frames, width=info.width, height=info.height, fps=output_fps(info, fps),
-                                           source=info.to_dict(), total=expected_frame_count(info, fps, start, end)), started
+                pose = self.estimate(frames, width=info.width, height=info.height, fps=output_fps(info, fps),
+                                     source=info.to_dict(), total=expected_frame_count(info, fps, start, end))
+                if info.decoded_frames is not None:  # decoding stopped early: the pose file keeps that
+                    pose.source["decoded_frames"] = info.decoded_frames
+                yield video, pose, started
             except ActionpipeError as exc:
                 yield video, exc, started
 

@@ -19,13 +19,13 @@ A frame with nobody in it has ``"people": []``. ``track_id`` is the same person 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from actionpipe.core import fields
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import check_keys, read_json, write_json
 from actionpipe.pose.layouts import get_layout
@@ -117,36 +117,19 @@ class PoseFile:
             raise bad(f"format_version {d.get('format_version')!r} is not supported (expected {FORMAT_VERSION})")
         try:
             check_keys(d, _KEYS, None, "pose file")
-            layout = get_layout(d["layout"])
-            num_joints = layout.num_joints
-            frames = []
-            for fd in d["frames"]:
-                check_keys(fd, _FRAME_KEYS, None, "frame")
-                people = []
-                for pd in fd["people"]:
-                    check_keys(pd, _PERSON_KEYS, None, f"frame {fd['index']}: person")
-                    kp = np.asarray(pd["keypoints"], dtype=np.float32)
-                    if kp.shape != (num_joints, 3):
-                        raise bad(f"frame {fd['index']}: keypoints of shape {kp.shape}, "
-                                  f"layout {layout.name} needs ({num_joints}, 3)")
-                    box = np.asarray(pd.get("box", [0, 0, 0, 0]), dtype=np.float32)
-                    if box.shape != (4,):
-                        raise bad(f"frame {fd['index']}: box of shape {box.shape}, needs 4 numbers")
-                    if not (np.isfinite(kp).all() and np.isfinite(box).all()):
-                        raise bad(f"frame {fd['index']}: keypoints or box contain NaN or infinity")
-                    people.append(Person(int(pd["track_id"]), float(pd.get("score", 1.0)), box, kp))
-                frames.append(PoseFrame(int(fd["index"]), float(fd["time_s"]), people))
-            width, height, fps = int(d["width"]), int(d["height"]), float(d["fps"])
+            layout = get_layout(fields.text(fields.need(d, "layout"), "layout"))
+            frames = [_frame(fd, i, layout) for i, fd in enumerate(fields.items(fields.need(d, "frames"), "frames"))]
+            width = fields.whole(fields.need(d, "width"), "width", 1)
+            height = fields.whole(fields.need(d, "height"), "height", 1)
+            fps = fields.number(fields.need(d, "fps"), "fps", positive=True)
         except ActionpipeError as exc:
             if exc.path is None:
                 raise bad(exc.problem) from None
             raise
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise bad(f"{type(exc).__name__}: {exc}") from None
-        if width <= 0 or height <= 0 or not math.isfinite(fps) or fps <= 0:
-            raise bad(f"width/height/fps must be positive (got {width}, {height}, {fps})")
-        times = [f.time_s for f in frames]
-        if any(not math.isfinite(t) for t in times) or any(b <= a for a, b in zip(times, times[1:])):
+        indices, times = [f.index for f in frames], [f.time_s for f in frames]
+        if any(b <= a for a, b in zip(indices, indices[1:])):
+            raise bad("frame indices must increase from frame to frame (one entry per frame, none repeated)")
+        if any(b <= a for a, b in zip(times, times[1:])):
             raise bad("frame times (time_s) must increase from frame to frame")
         if not all(isinstance(d.get(k) or {}, dict) for k in ("source", "backend")):
             raise bad("\"source\" and \"backend\" must be objects")
@@ -157,3 +140,39 @@ class PoseFile:
     def load(cls, path: str | Path) -> "PoseFile":
         """Read and validate a pose file."""
         return cls.from_dict(read_json(path, "pose file"), path)
+
+
+def _numbers(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A float32 array of ``shape`` from a JSON list of finite numbers (one that float32 holds)."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.shape != shape:
+        got = "" if array is None else f", got shape {array.shape}"
+        raise ActionpipeError(None, f"{what} must be {' x '.join(map(str, shape))} numbers{got}")
+    with np.errstate(over="ignore"):
+        array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ActionpipeError(None, f"{what} contain NaN or infinity (or numbers beyond float32)")
+    return array
+
+
+def _frame(fd: Any, i: int, layout) -> PoseFrame:
+    """Frame ``i`` of a pose file's ``frames``, checked (see :meth:`PoseFile.from_dict`)."""
+    check_keys(fd, _FRAME_KEYS, None, f"frame {i}")
+    index = fields.whole(fields.need(fd, "index", f"frame {i}"), f"frame {i}: index", 0)
+    where = f"frame {index}"
+    time_s = fields.number(fields.need(fd, "time_s", where), f"{where}: time_s")
+    people = []
+    for pd in fields.items(fields.need(fd, "people", where), f"{where}: people"):
+        check_keys(pd, _PERSON_KEYS, None, f"{where}: person")
+        track = fields.whole(fields.need(pd, "track_id", f"{where}: person"), f"{where}: track_id", 0)
+        kp = _numbers(fields.need(pd, "keypoints", f"{where}: track {track}"), (layout.num_joints, 3),
+                      f"{where}: track {track}: keypoints (layout {layout.name})")
+        if ((kp[:, 2] < 0) | (kp[:, 2] > 1)).any():
+            raise ActionpipeError(None, f"{where}: track {track}: keypoint confidences must be between 0 and 1")
+        box = _numbers(pd.get("box", [0, 0, 0, 0]), (4,), f"{where}: track {track}: box")
+        score = fields.number(pd.get("score", 1.0), f"{where}: track {track}: score")
+        people.append(Person(track, score, box, kp))
+    return PoseFrame(index, time_s, people)

@@ -29,6 +29,7 @@ import numpy as np
 
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import check_keys, is_number, parse_json, save_npz
+from actionpipe.core.limits import MAX_FPS, MAX_FRAMES, MAX_PEOPLE
 from actionpipe.pose.layouts import convert_keypoints, get_layout
 from actionpipe.pose.posefile import PoseFile, PoseFrame
 
@@ -63,12 +64,14 @@ class PackSpec:
                                      (self.rank, RANKINGS, "rank"), (self.pad, PADDINGS, "pad")):
             if value not in allowed:
                 raise ActionpipeError(None, f"unknown {what} {value!r} (expected one of {', '.join(allowed)})")
-        if not is_number(self.max_people, whole=True) or self.max_people < 1:
-            raise ActionpipeError(None, f"max_people must be a whole number >= 1, got {self.max_people!r}")
-        if self.frames is not None and (not is_number(self.frames, whole=True) or self.frames < 1):
-            raise ActionpipeError(None, f"frames must be a whole number >= 1 or null, got {self.frames!r}")
-        if self.fps is not None and (not is_number(self.fps) or self.fps <= 0):
-            raise ActionpipeError(None, f"fps must be a positive number or null, got {self.fps!r}")
+        if not is_number(self.max_people, whole=True) or not 1 <= self.max_people <= MAX_PEOPLE:
+            raise ActionpipeError(None, f"max_people must be a whole number from 1 to {MAX_PEOPLE}, "
+                                        f"got {self.max_people!r}")
+        if self.frames is not None and (not is_number(self.frames, whole=True) or not 1 <= self.frames <= MAX_FRAMES):
+            raise ActionpipeError(None, f"frames must be a whole number from 1 to {MAX_FRAMES} or null, "
+                                        f"got {self.frames!r}")
+        if self.fps is not None and (not is_number(self.fps) or not 0 < self.fps <= MAX_FPS):
+            raise ActionpipeError(None, f"fps must be a positive number up to {MAX_FPS:g} or null, got {self.fps!r}")
         if not is_number(self.min_confidence) or not 0 <= self.min_confidence <= 1:
             raise ActionpipeError(None, f"min_confidence must be between 0 and 1, got {self.min_confidence!r}")
 
@@ -240,16 +243,35 @@ class Sample:
         try:
             with np.load(path, allow_pickle=False) as z:
                 check_keys(dict.fromkeys(z.files), _ARRAYS, path, "sample arrays")
+                missing = [name for name in _ARRAYS if name not in z.files]
+                if missing:
+                    raise ActionpipeError(path, f"not a valid sample file: no {', '.join(missing)} array "
+                                                f"(it holds {', '.join(z.files) or 'none'})")
                 arrays = {name: z[name] for name in _ARRAYS}
-            meta = parse_json(str(arrays.pop("meta")))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            raise ActionpipeError(path, f"not a valid sample file: {type(exc).__name__}: {exc}") from None
+            raise ActionpipeError(path, f"not a valid sample file: {_why_unreadable(exc)}") from None
+        try:
+            meta = parse_json(str(arrays.pop("meta")))
+        except ValueError as exc:
+            raise ActionpipeError(path, f"not a valid sample file: meta is not JSON ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
             version = meta.get("format_version") if isinstance(meta, dict) else None
             raise ActionpipeError(path, f"sample format_version {version!r} is not supported")
         check_keys(meta, _META_KEYS, path, "sample meta")
         check_keys(meta.get("pack") or {}, PackSpec.__dataclass_fields__, path, "sample meta pack")
         return cls(*_checked_arrays(path, **arrays), meta)
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """What an exception reading an npz says about the file, in words (no Python class names)."""
+    if isinstance(exc, (zipfile.BadZipFile, EOFError, zlib.error)):
+        return "a damaged or cut-off archive"
+    if isinstance(exc, ValueError):
+        return ("holds Python objects (pickles), which are not read" if "pickle" in str(exc) else
+                f"an array numpy cannot read ({(str(exc).splitlines() or ['bad header'])[0]})")
+    if isinstance(exc, OSError):
+        return f"cannot read ({exc.strerror or exc})"
+    return "a damaged archive"
 
 
 _ARRAYS = ("data", "track_ids", "frame_indices", "times", "meta")

@@ -41,6 +41,7 @@ Overrides are dotted keys with JSON values: ``optim.lr=0.05``, ``augment.rotatio
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from typing import Any
 from actionpipe.training.augment import AugmentConfig
 from actionpipe.training.joint_alignment import align_clip, check_alignment
 from actionpipe.core.errors import ActionpipeError, UsageError
-from actionpipe.core.fileio import is_number
+from actionpipe.core.fileio import first_non_finite, is_number, parse_json
 from actionpipe.model.cards import parse_sections
 from actionpipe.skeleton.pack import PackSpec
 from actionpipe.model.label_map import DATASET_KINDS, apply_label_map, check_label_map, check_weighted_labels, label_weight
@@ -184,6 +185,8 @@ def _has_type(value: Any, annotation: str) -> bool:
         expected = _TYPES.get(name.strip().split("[")[0], object)
         if isinstance(value, bool) and expected is not bool and expected is not object:
             continue
+        if isinstance(value, float) and expected is not object and not is_number(value):
+            continue   # NaN and infinity are not numbers a config can mean
         if isinstance(value, expected):
             return True
     return False
@@ -205,8 +208,10 @@ def _check_sources(cfg: TrainConfig, where) -> None:
             check_alignment(source.align, f"{where}: datasets[{i}]" if where else f"datasets[{i}]")
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A config file (JSON, or YAML by extension) with dotted-key ``overrides`` applied."""
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None,
+                flags: dict[str, str] | None = None) -> TrainConfig:
+    """A config file (JSON, or YAML by extension) with dotted-key ``overrides`` applied. A bad
+    override is a usage error naming its option: ``flags[key]`` (``--lr``), else ``--set KEY``."""
     d: dict[str, Any] = {}
     if path:
         path = Path(path)
@@ -218,9 +223,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
                 import yaml
                 d = yaml.safe_load(text) or {}
             else:
-                d = json.loads(text)
+                d = parse_json(text)   # strict: NaN, Infinity and 1e999 are refused
         except Exception as exc:  # json and yaml raise their own types
             raise ActionpipeError(path, f"not a valid config: {str(exc).splitlines()[0]}") from None
+        if first_non_finite(d) is not None:   # YAML's .nan and .inf
+            raise ActionpipeError(path, f"config {first_non_finite(d)}: not a finite number")
     overrides = overrides or {}
     finetune = d.get("finetune") if isinstance(d, dict) else None
     source = overrides.get("finetune.source") or (finetune.get("source") if isinstance(finetune, dict) else None)
@@ -229,13 +236,17 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         d = merge_source({**d, "finetune": {**(finetune or {}), "source": source}}, overrides, path)
     d = TrainConfig.from_dict(d, path).to_dict()
     for key, value in overrides.items():
-        node = d
+        node, option = d, (flags or {}).get(key, f"--set {key}")
         *parents, leaf = key.split(".")
         for p in parents:
             if not isinstance(node.get(p), dict):
-                raise UsageError(None, f"override {key}: {p!r} is not a config section")
+                raise UsageError(None, f"{option}: {p!r} is not a config section")
             node = node[p]
         node[leaf] = value
+        try:   # each override checked as it lands, so the message names the option, not the file
+            TrainConfig.from_dict(d)
+        except ActionpipeError as exc:
+            raise UsageError(None, f"{option}: {exc.problem}") from None
     return TrainConfig.from_dict(d, path)
 
 
@@ -244,6 +255,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise UsageError(None, f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
+    try:
+        number = float(raw)
+    except ValueError:
+        number = 0.0
+    if not math.isfinite(number):   # nan, inf, 1e309: never a bare word, never a value
+        raise UsageError(None, f"--set {text}: {raw!r} is not a finite number")
     try:
         return key.strip(), json.loads(raw)
     except json.JSONDecodeError:

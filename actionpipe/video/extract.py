@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import cv2
 
-from actionpipe.core import console
+from actionpipe.core import console, fields
 from actionpipe.core.errors import ActionpipeError, UsageError
 from actionpipe.core.fileio import atomic_dir, check_keys, read_json, write_json
 from actionpipe.video.reader import Frame, VideoInfo, expected_frame_count, output_fps, output_size, probe, read_frames
@@ -71,19 +71,28 @@ class FramesManifest:
                                         f"is not supported (expected {FORMAT_VERSION})")
         check_keys(d, _KEYS, path, "frames manifest")
         try:
-            src = d["source"]
-            check_keys(src, _SOURCE_KEYS, path, "source")
-            source = VideoInfo(str(src["path"]), float(src["fps"]), int(src["width"]),
-                               int(src["height"]), int(src["frame_count"]))
+            src = fields.need(d, "source")
+            check_keys(src, _SOURCE_KEYS, None, "source")
+            source = VideoInfo(str(fields.need(src, "path", "source")),
+                               fields.number(fields.need(src, "fps", "source"), "source.fps"),
+                               *(fields.whole(fields.need(src, k, "source"), f"source.{k}")
+                                 for k in ("width", "height", "frame_count")))
             frames = []
-            for r in d["frames"]:
-                check_keys(r, _FRAME_KEYS, path, "frame")
-                frames.append(FrameRecord(int(r["index"]), int(r["source_index"]), float(r["time_s"]),
-                                          _image_name(r["file"], path)))
-            manifest = cls(source, float(d["fps"]), int(d["width"]), int(d["height"]),
-                           str(d["image_format"]), frames)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ActionpipeError(path, f"not a valid frames manifest: {type(exc).__name__}: {exc}") from None
+            for i, r in enumerate(fields.items(fields.need(d, "frames"), "frames")):
+                check_keys(r, _FRAME_KEYS, None, "frame")
+                index, source_index = (fields.whole(fields.need(r, k, f"frame {i}"), f"frame {i}: {k}")
+                                       for k in ("index", "source_index"))
+                frames.append(FrameRecord(index, source_index,
+                                          fields.number(fields.need(r, "time_s", f"frame {i}"), f"frame {i}: time_s"),
+                                          _image_name(fields.need(r, "file", f"frame {i}"), path)))
+            manifest = cls(source, fields.number(fields.need(d, "fps"), "fps"),
+                           fields.whole(fields.need(d, "width"), "width"),
+                           fields.whole(fields.need(d, "height"), "height"),
+                           fields.text(fields.need(d, "image_format"), "image_format"), frames)
+        except ActionpipeError as exc:
+            if exc.path is not None:
+                raise
+            raise ActionpipeError(path, f"not a valid frames manifest: {exc.problem}") from None
         if not frames:
             raise ActionpipeError(path, "the frames manifest lists no frames")
         if min(source.width, source.height, manifest.width, manifest.height) <= 0 or not (

@@ -23,6 +23,7 @@ import numpy as np
 
 from actionpipe.core import console
 from actionpipe.core.errors import ActionpipeError
+from actionpipe.core.fileio import is_number
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 
@@ -34,6 +35,7 @@ class VideoInfo:
     width: int
     height: int
     frame_count: int  # as the container reports it; decoding may yield fewer
+    decoded_frames: int | None = None  # set by read_frames when decoding stopped before frame_count
 
     def to_dict(self) -> dict:
         return {"path": self.path, "fps": self.fps, "width": self.width, "height": self.height,
@@ -188,8 +190,10 @@ def read_frames(path: str | Path, fps: float | None = None, max_side: int | None
     pixels differ from OpenCV's by about one grey level on average.
     """
     info = info or probe(path)
-    if fps is not None and fps <= 0:
-        raise ActionpipeError(path, f"--fps must be positive, got {fps}")
+    if fps is not None and not (is_number(fps) and fps > 0):
+        raise ActionpipeError(path, f"--fps must be a positive number, got {fps}")
+    if not is_number(start) or (end is not None and not is_number(end)):
+        raise ActionpipeError(path, f"--start and --end must be numbers, got {start} and {end}")
     if end is not None and end <= start:
         raise ActionpipeError(path, f"--end ({end}) must be after --start ({start})")
     if decoder not in DECODERS:
@@ -211,6 +215,7 @@ def read_frames(path: str | Path, fps: float | None = None, max_side: int | None
                 # A container that promised more frames than decode is damaged (e.g. truncated):
                 # keep what decoded, but say so rather than silently return a shorter clip.
                 if emitted and source_index + 1 < info.frame_count - 1:
+                    info.decoded_frames = source_index + 1  # the pose file says so too (classify: "truncated")
                     console.warn(f"{path}: decoding stopped at frame {source_index + 1} of "
                                  f"{info.frame_count} (truncated or corrupt video?)")
                 break

@@ -47,14 +47,15 @@ def test_every_library_choice_and_default_resolves():
 def test_help_quotes_the_librarys_defaults(run_cli):
     from actionpipe.skeleton.convert import DEFAULT_FPS, KINETICS_SIZE
     from actionpipe.video.extract import DEFAULT_JPEG_QUALITY
+    from actionpipe.core.limits import MAX_POSE_BATCH
     from actionpipe.pose.estimator import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_IMGSZ
 
     def help_text(command: str) -> str:
         return " ".join(run_cli(command, "--help").stdout.split())
 
     pose = help_text("pose")
-    assert f"{DEFAULT_IMGSZ}, or the --model card's" in pose and f"{DEFAULT_CONF}, or the --model card's" in pose
-    assert f"[default: {DEFAULT_BATCH}; x>=1]" in pose
+    assert f"the model card's, else {DEFAULT_IMGSZ}" in pose and f"the model card's, else {DEFAULT_CONF}" in pose
+    assert f"[default: {DEFAULT_BATCH}; 1<=x<={MAX_POSE_BATCH}]" in pose
     assert f"Default: {DEFAULT_JPEG_QUALITY}." in help_text("extract")
     convert = help_text("convert")
     assert f"Kinetics default {KINETICS_SIZE[0]}" in convert and f"Kinetics default {KINETICS_SIZE[1]}" in convert

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from actionpipe.cli.main import main
 from actionpipe.video.writer import Mp4vWriter
 from cdp import Browser, find_chromium
-from helpers import CLASSES, make_side_by_side, write_card
+from helpers import CLASSES, make_side_by_side, squat_excerpt, write_card
 
 pytestmark = pytest.mark.slow  # the pose model end to end, then a browser
 
@@ -31,18 +31,6 @@ ANALYSIS = ["--device", "cpu", "--imgsz", "320", "--fps", "15"]
 
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def squat_excerpt(path, frames=36):
-    """The first 1.2 s of samples/squat.mp4 (a real person squatting), halved to 640x360."""
-    cap = cv2.VideoCapture(str(REPO / "samples" / "squat.mp4"))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
-    for _ in range(frames):
-        ok, frame = cap.read()
-        assert ok
-        writer.write(cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA))
-    writer.release()
-    return path
 
 
 @pytest.fixture(scope="module")

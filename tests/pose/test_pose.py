@@ -13,6 +13,7 @@ from actionpipe.video.extract import extract_frames
 from actionpipe.pose.layouts import COCO17
 from actionpipe.core.devices import resolve_device
 from actionpipe.pose.estimator import WEIGHTS_SHA256, PoseEstimator, default_weights
+from actionpipe.model.cards import default_card
 from actionpipe.pose.posefile import PoseFile
 
 from helpers import bad_videos, one_line_error, write_card, write_video

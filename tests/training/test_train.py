@@ -242,6 +242,7 @@ def test_train_command_writes_a_model_directory(penn_subset, tmp_path, run_cli):
 def test_bad_override_type_is_one_line_and_leaves_no_run_folder(tmp_path, run_cli, setting):
     penn = shared_path("datasets", "penn_action")
     r = run_cli("train", "--dataset", f"penn:{penn}", "-o", tmp_path / "run", "--set", setting)
-    assert r.exit_code == 1
-    assert r.stderr.count("\n") == 1 and f"config {setting.split('=')[0]}: expected" in r.stderr
+    assert r.exit_code == 2   # a usage error, naming the option (issue 28)
+    key = setting.split("=")[0]
+    assert r.stderr.count("\n") == 1 and f"--set {key}: config {key}: expected" in r.stderr
     assert not (tmp_path / "run").exists()
