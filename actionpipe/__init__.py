@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {"ActionModel": "api", "Result": "api", "Person": "api", "ModelCard": "model.cards",
             "PoseFile": "pose.posefile", "Sample": "skeleton.pack", "Prediction": "model.infer",
-            "ActionpipeError": "core.errors"}
+            "ActionpipeError": "core.errors", "count_repetitions": "counting"}
 __all__ = ["__version__", *_EXPORTS]
 
 
