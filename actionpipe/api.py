@@ -74,6 +74,7 @@ class Person(_Answer):
         self.track_id, self.start_s, self.end_s = person.track_id, person.start_s, person.end_s
         self.frames, self.box = person.frames, person.box
         self.prediction, self.timeline, self.classes = person.prediction, person.timeline, classes
+        self.reps = person.reps   # repetitions of its action (classify's ``reps``), or None
 
     def __repr__(self) -> str:
         said = f"{self.label} {self.probability:.2f}" if self.label else "unknown"
@@ -88,6 +89,7 @@ class Result(_Answer):
         self.video, self.status, self.error = result.video, result.status, result.error
         self.prediction, self.timeline, self.classes = result.prediction, result.timeline, result.classes
         self.info = result.info
+        self.reps = result.reps   # the main person's repetitions: count, partial, times_s, ... or None
 
     @property
     def ok(self) -> bool:

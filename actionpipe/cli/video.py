@@ -184,7 +184,8 @@ def classify(inputs, model, device, k, as_json, jsonl_path, parquet_path, skip_e
                 elif jsonl_path == "-":
                     click.echo(dumps(d))
                 elif not as_json and result.prediction is not None:
-                    verdict = (f"{d['label']} {d['probability']:.2f}" if d.get("label") else
+                    times = f" ×{d['reps']['count']}" if d.get("reps") and d["reps"]["count"] else ""
+                    verdict = (f"{d['label']}{times} {d['probability']:.2f}" if d.get("label") else
                                f"unknown action (closest: {d['closest']['class']} {d['closest']['probability']:.2f})")
                     click.echo(f"{d['video']}: {verdict}")
                     render_table([{"source": "", "top": d["top"]}], out)

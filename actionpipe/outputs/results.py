@@ -36,6 +36,7 @@ class PersonResult:
     box: list[float]
     prediction: Prediction
     timeline: Timeline | None = None
+    reps: dict[str, Any] | None = None        # repetitions of its action (pipeline.reps), or None
 
     def __repr__(self) -> str:
         return f"PersonResult(track_id={self.track_id}, {self.start_s:.1f}–{self.end_s:.1f} s, {self.frames} frames)"
@@ -43,7 +44,7 @@ class PersonResult:
     def to_dict(self, classes: list[str], k: int = DEFAULT_TOP_K, threshold: float | None = None) -> dict[str, Any]:
         d = {"track_id": self.track_id, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
              "frames": self.frames, "box": [round(v, 1) for v in self.box],
-             **_top_dict(self.prediction, classes, k, threshold)}
+             **_top_dict(self.prediction, classes, k, threshold), "reps": self.reps}
         if self.timeline is not None:
             d["timeline"] = self.timeline.to_dict(k)
         return d
@@ -62,6 +63,7 @@ class VideoResult:
     timeline: Timeline | None = None
     people: list[PersonResult] | None = None  # None: not asked for (--per-person)
     threshold: float | None = None            # the card's open-set threshold, if it has one
+    reps: dict[str, Any] | None = None        # the main person's repetitions (pipeline.reps), or None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +87,7 @@ class VideoResult:
         d: dict[str, Any] = {"video": self.video, "status": self.status}
         if self.prediction is not None:
             d.update(_top_dict(self.prediction, self.classes, k, self.threshold))
+        d["reps"] = self.reps
         if self.error:
             d["error"] = self.error
         d.update(self.info)

@@ -52,6 +52,7 @@ from actionpipe.model.infer import DEFAULT_BATCH, Prediction, Predictor, predict
 from actionpipe.skeleton.pack import pack_people, pack_track
 from actionpipe.outputs.results import ANSWERS, PersonResult, VideoResult  # noqa: F401 (ANSWERS: classify's statuses)
 from actionpipe.pipeline.speed import DEFAULT_SPEED, SPEEDS, interpolate_pose, profile_pose_precision
+from actionpipe.pipeline.reps import reps_dict, track_keypoints
 from actionpipe.outputs.timeline import Timeline
 
 DEFAULT_MIN_TRACK_S = 1.0
@@ -120,6 +121,8 @@ class _Packed:
     tracks: dict[int, dict[str, Any]]
     keep: Path | None
     windows: list | None = None  # with --window: per sample, each window packed on its own
+    keypoints: dict[int, Any] | None = None  # per counted track: (T, 17, 3) for repetition counting
+    fps: float = 0.0
 
 
 def _first_frames(sample, frames: int):
@@ -291,7 +294,9 @@ class Classifier:
                   if d["frames"] / pose.fps >= self.min_track_s} if self.per_person else {}
         samples = [sample] + [pack_track(pose, spec, t) for t in tracks]
         windows = self.pack_windows(pose, samples, list(tracks)) if self.window_s else None
-        return _Packed(str(video), info, samples, tracks, keep, windows)
+        counted = info["tracks_used"][:1] + list(tracks)   # the main person, then each track asked for
+        return _Packed(str(video), info, samples, tracks, keep, windows,
+                       {t: track_keypoints(pose, t) for t in counted}, pose.fps)
 
     def window_frames(self, sample_fps: float) -> tuple[int, int]:
         """``--window``/``--stride`` in frames at the rate a sample is packed at (``watch`` counts
@@ -326,8 +331,12 @@ class Classifier:
         result = VideoResult(job.video, "unknown" if prediction.rejected else "ok", self.card.classes, prediction,
                              info=job.info, timeline=clip_timeline,
                              threshold=self.predictor.open_set.threshold if self.predictor.open_set else None)
+        main = job.info["tracks_used"][0]
+        result.reps = reps_dict(result.label, job.keypoints.get(main), job.fps)
         if self.per_person:
-            result.people = [PersonResult(int(t), d["start_s"], d["end_s"], d["frames"], d["box"], pred, tl)
+            result.people = [PersonResult(int(t), d["start_s"], d["end_s"], d["frames"], d["box"], pred, tl,
+                                          reps_dict(None if pred.rejected else self.card.classes[int(pred.probabilities.argmax())],
+                                                    job.keypoints.get(t), job.fps))
                              for (t, d), (pred, tl) in zip(job.tracks.items(), per_track)]
         if job.keep is not None:
             item = prediction_item(job.video, prediction, self.aggregate)
