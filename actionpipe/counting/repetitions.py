@@ -162,8 +162,9 @@ def count_repetitions(keypoints, fps: float, label: str | None = None) -> Repeti
     if found.count >= 2:
         return found
     single = _single(judge, fps)
+    # Nothing counted: the consistency that failed the gate, never above the gate itself.
     return single if single.count else Repetitions(
-        confidence=min(found.confidence, single.confidence), period_s=found.period_s)
+        confidence=min(found.confidence, MIN_CONSISTENCY), period_s=found.period_s)
 
 
 def reps_for(label: str | None, keypoints, fps: float) -> Repetitions | None:

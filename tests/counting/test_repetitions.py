@@ -143,15 +143,19 @@ def test_no_periodicity_counts_zero(kind):
         kp[..., :2] += np.cumsum(rng.normal(0, 1.5, kp[..., :2].shape), axis=0)
     for label in ("squat", None):
         got = count_repetitions(kp, FPS, label)
-        assert got.count == 0 and got.confidence < 0.3 and got.reps == []
+        assert got.count == 0 and got.confidence < 0.34 and got.reps == []
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_random_walks_count_zero(seed):
+def test_random_walks_and_noise_count_zero(seed):
     rng = np.random.default_rng(10 + seed)
-    kp = squat_pose(np.zeros(450))
-    kp[..., :2] += np.cumsum(rng.normal(0, 2.0, kp[..., :2].shape), axis=0)
-    assert count_repetitions(kp, FPS).count == 0
+    walk = squat_pose(np.zeros(900))
+    walk[..., :2] += np.cumsum(rng.normal(0, 2.0, walk[..., :2].shape), axis=0)
+    noise = squat_pose(np.zeros(900))
+    noise[..., :2] += rng.normal(0, 8, noise[..., :2].shape)
+    for kp in (walk, noise, walk[:300], noise[:300]):
+        for label in (None, "squat", "bicep_curl", "jumping_jacks"):
+            assert count_repetitions(kp, FPS, label).count == 0
 
 
 def test_pixels_and_normalised_units_agree():
@@ -216,6 +220,9 @@ def test_streaming_counter_window_keeps_counting():
         counter.update(kp[0], 0.0)                 # time must increase
 
 
+BLAZE_TO_COCO = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
+
+
 def _repcount_heldout():
     """(poses, true count, class name) of RepCount-A's held-out half (odd sorted positions)."""
     poses = np.load(REPCOUNT / "test_poses.npz")
@@ -229,16 +236,12 @@ def _repcount_heldout():
         yield kp, int(rows[name]["count"]), rows[name]["type"]
 
 
-BLAZE_TO_COCO = [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
-
-
 def test_repcount_heldout_mae():
     if not (REPCOUNT / "test_poses.npz").is_file():
         pytest.skip(f"RepCount-A not found at {REPCOUNT}")
-    errors = [abs(count_repetitions(kp, 30.0, label).count - true) / max(true, 1)
-              for kp, true, label in _repcount_heldout()]
-    assert len(errors) == 76
-    assert np.mean(errors) < HELDOUT_MAE_BOUND
-
-
-HELDOUT_MAE_BOUND = 1.0  # measured: TBD
+    pairs = [(count_repetitions(kp, 30.0, label).count, true)
+             for kp, true, label in _repcount_heldout()]
+    pred, true = np.array(pairs).T
+    assert len(pred) == 76
+    assert np.mean(np.abs(pred - true) / np.maximum(true, 1)) < 0.35   # measured 0.278
+    assert np.mean(np.abs(pred - true) <= 1) > 0.55                     # measured 0.645
