@@ -37,7 +37,7 @@ MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}
 _said: set[str] = set()  # messages already given in this process
 
 
-def _said(exc: Exception) -> str:
+def _ffmpeg_problem(exc: Exception) -> str:
     """What an FFmpeg error says, without the file name (the temporary one: the caller names the output)."""
     return getattr(exc, "strerror", None) or str(exc)
 
@@ -105,7 +105,7 @@ class H264Writer:
                 self._open_audio(audio_from)
         except av.FFmpegError as exc:
             self._close_quietly()
-            raise ActionpipeError(path, f"cannot write video: {_said(exc)}") from None
+            raise ActionpipeError(path, f"cannot write video: {_ffmpeg_problem(exc)}") from None
 
     def _open_audio(self, video: str | Path) -> None:
         """The source's first audio track: copied when MP4 carries its codec, else re-encoded to AAC."""
@@ -147,7 +147,7 @@ class H264Writer:
             self.frames += 1
             self._audio_until(self.frames / self.rate)
         except av.FFmpegError as exc:
-            raise ActionpipeError(self.path, f"cannot write video: {_said(exc)}") from None
+            raise ActionpipeError(self.path, f"cannot write video: {_ffmpeg_problem(exc)}") from None
 
     def _audio_until(self, time_s: Fraction | None) -> None:
         """Mux the source's audio up to ``time_s`` (None: all the rest), so the streams interleave."""
@@ -184,7 +184,7 @@ class H264Writer:
             self._audio_until(None)
             self.out.close()
         except av.FFmpegError as exc:
-            raise ActionpipeError(self.path, f"cannot write video: {_said(exc)}") from None
+            raise ActionpipeError(self.path, f"cannot write video: {_ffmpeg_problem(exc)}") from None
         finally:
             self._close_quietly()
 
