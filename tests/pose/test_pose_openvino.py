@@ -130,6 +130,7 @@ def test_backend_choice_and_provenance(backends, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("actionpipe.core.devices.nvidia_gpu_present", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     on_gpu = PoseEstimator(device="auto")  # a (mocked) GPU: the torch backend, unchanged
     assert (on_gpu.device, on_gpu.pose_backend, on_gpu.precision) == ("cuda:0", "torch", "fp32")
