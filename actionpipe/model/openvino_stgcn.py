@@ -9,43 +9,26 @@ make the export. Logits agree with the torch model's to about 1e-5 (tests check 
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from actionpipe.core.devices import cpu_threads
-from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import sha256_file
-from actionpipe.pose.openvino import cache_root
+from actionpipe.pose.openvino import cache_root, cached_export
 
 EXPORT_VERSION = 1
-FILES = ("model.xml", "model.bin")
 
 
-def export_dir(card) -> Path:
+def export_dir(digest: str) -> Path:
     import openvino
 
     version = openvino.__version__.split("-")[0]
-    digest = card.weights_sha256 or sha256_file(card.weights_path)
     return cache_root() / "stgcn-openvino" / f"{digest[:16]}-ov{version}-v{EXPORT_VERSION}"
 
 
-def _manifest_ok(folder: Path, digest: str) -> bool:
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (manifest.get("weights_sha256") == digest
-            and all((folder / f).is_file() and sha256_file(folder / f) == manifest.get("files", {}).get(f)
-                    for f in FILES))
-
-
-def _export(card, folder: Path, digest: str) -> None:
+def _export(card, folder: Path) -> None:
     import openvino as ov
     import torch
 
@@ -76,32 +59,12 @@ def _export(card, folder: Path, digest: str) -> None:
         ov_model = ov.convert_model(traced, example_input=example,
                                     input=[ov.PartialShape([-1, channels, -1, joints, people])])
     ov.save_model(ov_model, folder / "model.xml", compress_to_fp16=False)
-    manifest = {"weights_sha256": digest, "export_version": EXPORT_VERSION, "openvino": ov.__version__,
-                "files": {f: sha256_file(folder / f) for f in FILES}}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
 def ensure_export(card) -> Path:
     """The verified export folder of the card's weights, exporting first when missing or damaged."""
-    folder = export_dir(card)
     digest = card.weights_sha256 or sha256_file(card.weights_path)
-    if _manifest_ok(folder, digest):
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
-        _export(card, tmp, digest)
-        if folder.exists() and not _manifest_ok(folder, digest):
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process put its (identical) export there first
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if not _manifest_ok(folder, digest):
-        raise ActionpipeError(folder, "OpenVINO export of the ST-GCN failed verification")
-    return folder
+    return cached_export(export_dir(digest), digest, lambda tmp: _export(card, tmp), "the ST-GCN", EXPORT_VERSION)
 
 
 class OpenVinoSTGCN:

@@ -69,12 +69,11 @@ def _manifest_ok(folder: Path, weights_sha256: str) -> bool:
     except (OSError, ValueError):
         return False
     return (manifest.get("weights_sha256") == weights_sha256
-            and all(sha256_file(folder / f) == manifest.get("files", {}).get(f) for f in FILES
-                    if (folder / f).is_file())
-            and all((folder / f).is_file() for f in FILES))
+            and all((folder / f).is_file() and sha256_file(folder / f) == manifest.get("files", {}).get(f)
+                    for f in FILES))
 
 
-def _export(yolo, folder: Path, weights_sha256: str) -> None:
+def _export(yolo, folder: Path) -> None:
     """Trace the fused model with its head in export mode (decoded boxes, scores, keypoints as one
     ``(B, 4 + 1 + 51, anchors)`` tensor, anchors computed from the input's size) and save it."""
     import openvino as ov
@@ -94,9 +93,6 @@ def _export(yolo, folder: Path, weights_sha256: str) -> None:
         traced = torch.jit.trace(model, example, strict=False, check_trace=False)
         ov_model = ov.convert_model(traced, input=[ov.PartialShape([-1, 3, -1, -1])], example_input=example)
     ov.save_model(ov_model, folder / "model.xml", compress_to_fp16=False)
-    manifest = {"weights_sha256": weights_sha256, "export_version": EXPORT_VERSION,
-                "openvino": ov.__version__, "files": {f: sha256_file(folder / f) for f in FILES}}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
 def ensure_export(load_yolo, weights_sha256: str) -> Path:
@@ -104,13 +100,25 @@ def ensure_export(load_yolo, weights_sha256: str) -> Path:
 
     ``load_yolo``: returns the ultralytics model (called only when an export is needed).
     """
-    folder = export_dir(weights_sha256)
+    return cached_export(export_dir(weights_sha256), weights_sha256, lambda tmp: _export(load_yolo(), tmp),
+                         "the pose model", EXPORT_VERSION)
+
+
+def cached_export(folder: Path, weights_sha256: str, export, what: str, export_version: int) -> Path:
+    """``folder``, verified by its manifest (the weights' hash, each file's hash), after
+    ``export(tmp)`` wrote ``model.xml``/``model.bin`` into a fresh folder when it was missing or
+    damaged. The pose model's export and the ST-GCN's (:mod:`actionpipe.model.openvino_stgcn`) share it."""
+    import openvino as ov
+
     if _manifest_ok(folder, weights_sha256):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
     try:
-        _export(load_yolo(), tmp, weights_sha256)
+        export(tmp)
+        manifest = {"weights_sha256": weights_sha256, "export_version": export_version,
+                    "openvino": ov.__version__, "files": {f: sha256_file(tmp / f) for f in FILES}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         if folder.exists() and not _manifest_ok(folder, weights_sha256):
             shutil.rmtree(folder, ignore_errors=True)  # damaged: replaced by the fresh export
         try:
@@ -120,7 +128,7 @@ def ensure_export(load_yolo, weights_sha256: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not _manifest_ok(folder, weights_sha256):
-        raise ActionpipeError(folder, "OpenVINO export of the pose model failed verification")
+        raise ActionpipeError(folder, f"OpenVINO export of {what} failed verification")
     return folder
 
 
