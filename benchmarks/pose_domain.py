@@ -16,8 +16,9 @@ For each source, the main person (ranked as the cards rank: ``area``) in COCO-17
 * ``fps``: median source rate.
 
 Real: the pose files of ``realclips`` train (``--poses DIR``, the training pose cache or an
-``eval --pose-cache`` folder). Simulated: Penn Action, UTD-MHAD (re-filmed) and JHMDB train clips
-through the training augmentation of ``--config`` (seeded). Usage::
+``eval --pose-cache`` folder). Simulated: the train clips of the recipe's ground-truth skeleton sets
+through the training augmentation of ``--config`` (seeded), with the recipe's joint alignment
+(``--raw``: without it, to measure the factors). Usage::
 
     python benchmarks/pose_domain.py --poses ~/.cache/actionpipe/poses --config models/footage-stgcn/config.json
 """
@@ -32,7 +33,7 @@ import numpy as np
 from actionpipe.pose.layouts import COCO17
 from actionpipe.pose.posefile import PoseFile
 from actionpipe.training.augment import person_height
-from actionpipe.training.config import load_config, load_dataset
+from actionpipe.training.config import load_config, load_dataset, parse_override
 from actionpipe.training.datasets import clip_from_pose
 from actionpipe.training.model_input import augmented_keypoints
 
@@ -110,8 +111,9 @@ def real_stats(poses: Path, names: set[str] | None) -> dict[str, float]:
     return summarise(rows)
 
 
-def simulated_stats(cfg, dataset: str, split: str, seed: int = 0, limit: int = 300) -> dict[str, float]:
-    clips, _ = load_dataset(dataset, split, None, cfg.spec, cfg.label_map)
+def simulated_stats(cfg, source, aligned: bool, seed: int = 0, limit: int = 300) -> dict[str, float]:
+    clips, _ = load_dataset(source.dataset, source.split, None, cfg.spec, cfg.label_map,
+                            align=source.align if aligned else None)
     rng = np.random.default_rng(seed)
     rows = []
     for i in rng.permutation(len(clips))[:limit]:
@@ -128,13 +130,18 @@ def main() -> None:
     parser.add_argument("--poses", required=True, type=Path, help="folder of pose files of real clips")
     parser.add_argument("--config", default="models/footage-stgcn/config.json")
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
+    parser.add_argument("--raw", action="store_true",
+                        help="without the recipe's joint alignment (to measure the factors it needs)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe key, as train --set does (e.g. augment.noise=0.004)")
     args = parser.parse_args()
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, dict(parse_override(o) for o in args.overrides))
     table = {"real (YOLO11n-pose, realclips train)": real_stats(args.poses, None)}
+    state = "raw" if args.raw else "aligned"
     for source in cfg.sources:
-        if source.dataset.split(":")[0] in ("penn", "utd", "jhmdb", "urfd"):
-            table[f"simulated ({source.dataset.split(':')[0]}, augmented)"] = simulated_stats(
-                cfg, source.dataset, source.split)
+        kind = source.dataset.split(":")[0]
+        if kind not in ("videos", "poses", "kinetics"):   # the ground-truth skeleton sets
+            table[f"simulated ({kind}, augmented, {state})"] = simulated_stats(cfg, source, not args.raw)
     keys = sorted({k for row in table.values() for k in row})
     print("| source | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))

@@ -294,6 +294,8 @@ DATA_SOURCES = {
     "urfd": "UR Fall Detection (Bogdan Kwolek, Michal Kepski: \"Human fall detection on embedded platform using "
             "depth maps and wireless accelerometer\", Computer Methods and Programs in Biomedicine 2014); 2-D "
             "poses by AlphaPose; free for research",
+    "msr": "MSR Action3D (Wanqing Li, Zhengyou Zhang, Zicheng Liu: \"Action recognition based on a bag of 3D "
+           "points\", CVPR Workshops 2010); Kinect skeletons in depth-image pixels; research use",
 }
 
 
@@ -335,6 +337,9 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
     elif kind == "urfd":
         from actionpipe.training.urfd_fall import load_urfd_fall
         clips = load_urfd_fall(path, split)
+    elif kind == "msr":
+        from actionpipe.training.msr_action3d import load_msr_action3d
+        clips = load_msr_action3d(path, split)
     elif kind == "kinetics":
         clips = datasets.load_kinetics_skeleton(path, labels)
         clips = [c for c in clips if split is None or c.split in (split, None)]

@@ -1,4 +1,4 @@
-"""UTD-MHAD and JHMDB readers (joint mapping checked geometrically), virtual cameras, the label map,
+"""UTD-MHAD, JHMDB and MSR Action3D readers (joint mapping checked geometrically), virtual cameras, the label map,
 weighted multi-dataset sampling, outlier exposure and a short multi-dataset training run."""
 from __future__ import annotations
 
@@ -85,6 +85,26 @@ def test_jhmdb_reader_maps_by_name():
     assert np.concatenate(agree).mean() > 0.85 and np.concatenate(upright).mean() > 0.9
     with pytest.raises(ActionpipeError, match="split file"):
         load_dataset(f"jhmdb:{path.parent}", "train")
+
+
+def test_msr_action3d_reader_cross_subject_and_facing_the_camera():
+    root = shared_path("datasets", "msr_action3d")
+    train, info = load_dataset(f"msr:{root}", "train")
+    test, _ = load_dataset(f"msr:{root}", "test")
+    assert len(train) + len(test) == 567 and "MSR Action3D" in info["source"]
+    assert {int(c.group.split("-s")[1].split("-")[0]) % 2 for c in train} == {1}
+    assert {int(c.group.split("-s")[1].split("-")[0]) % 2 for c in test} == {0}
+    assert len({c.label for c in train}) == 20 and train[0].fps == 15.0
+    facing, upright = [], []
+    for clip in train + test:
+        kp = clip.keypoints[0]
+        assert not kp[:, 1:5].any() and kp.shape[1:] == (17, 3)
+        assert np.all(kp[kp[..., 2] == 0][:, :2] == 0)                   # missing joints are zeros
+        both = (kp[:, LS, 2] > 0) & (kp[:, RS, 2] > 0) & (kp[:, LH, 2] > 0) & (kp[:, RH, 2] > 0)
+        # Facing the camera: the left shoulder and hip on the image's right; the head above them.
+        facing.append(((kp[:, LS, 0] > kp[:, RS, 0]) & (kp[:, LH, 0] > kp[:, RH, 0]))[both])
+        upright.append(kp[0, 0, 1] < kp[0, LS, 1])
+    assert np.concatenate(facing).mean() > 0.95 and np.mean(upright) > 0.95
 
 
 def test_label_map_merges_leaves_out_and_marks_negatives(utd_train):

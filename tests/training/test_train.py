@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from actionpipe.training.augment import AugmentConfig, augment, drop_joints, estimator_confidence, flip, random_affine
+from actionpipe.training.augment import (AugmentConfig, augment, cut_below, drop_joints, estimator_confidence, flip,
+                                        random_affine)
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.pose.layouts import COCO17
 from actionpipe.training.config import load_config
@@ -72,6 +73,17 @@ def test_joint_dropout_zeros_whole_joints():
     whole = drop_joints(kp, np.random.default_rng(3), frame_p=0.0, clip_p=0.5)
     gone = (whole[..., 2] == 0).all(axis=1)[0]              # joints missing in every frame
     assert gone.any() and np.all(whole[0][:, gone] == 0)
+
+
+def test_frame_cut_removes_the_legs_below_a_line_for_the_whole_clip():
+    kp = _person(num_frames=10)
+    out = cut_below(kp, np.random.default_rng(0), p=1.0)
+    gone = (out[0, ..., 2] == 0).all(axis=0)                # (V,): missing in every frame
+    ankles, shoulders = [COCO17.index("left_ankle"), COCO17.index("right_ankle")], [5, 6]
+    assert gone[ankles].all() and not gone[shoulders].any()
+    assert np.all(out[0][:, gone] == 0)
+    np.testing.assert_array_equal(out[0][:, ~gone], kp[0][:, ~gone])
+    np.testing.assert_array_equal(cut_below(kp, np.random.default_rng(0), p=0.0), kp)
 
 
 def test_confidence_model_is_never_constant_and_keeps_missing_joints_missing():
