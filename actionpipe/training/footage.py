@@ -74,11 +74,42 @@ def footage_metrics(evaluation) -> dict[str, Any]:
     confusion = {label: {a: n for a in columns if (n := sum(1 for r in rows if r["label"] == label and r["answer"] == a))}
                  for label in labels}
     return {"clips": len(rows), "known_clips": len(known),
+            "operating_curve": operating_curve(evaluation, rows),
             "top1": _share([r["right"] for r in known]),
             "top1_answered": _share([r["answer"] == r["label"] for r in known]),
             "honest_rate": _share([r["honest"] for r in rows]),
             "per_label": per_label, "confusion": confusion,
             "clip_answers": [{k: r[k] for k in ("name", "label", "answer", "top", "probability")} for r in rows]}
+
+
+ANSWERED_SHARES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
+
+
+def operating_curve(evaluation, rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]] | None:
+    """What the open-set threshold trades (None without an open-set rule): per threshold, the share
+    of clips answered (not ``unknown``), the accuracy of those answers (an answer to a clip of no
+    model class is wrong) and the honest rate. Points at the thresholds that answer
+    :data:`ANSWERED_SHARES` of the clips, and the card's own (``chosen``)."""
+    scores = evaluation.open_set_scores
+    if scores is None:
+        return None
+    rows = rows or clip_table(evaluation)
+    top_right = np.array([r["top"] == r["label"] for r in rows])
+    has_pose = np.isfinite(scores)
+
+    def point(threshold: float, chosen: bool = False) -> dict[str, Any]:
+        answered = has_pose & (scores >= threshold)
+        honest = np.where(answered, top_right, ~np.array([r["known"] for r in rows]))
+        return {"threshold": round(float(threshold), 4), "answered": round(float(answered.mean()), 4),
+                "accuracy_answered": round(float(top_right[answered].mean()), 4) if answered.any() else None,
+                "honest_rate": round(float(honest.mean()), 4), **({"chosen": True} if chosen else {})}
+
+    finite = np.sort(scores[has_pose])[::-1]
+    if not len(finite):
+        return []
+    curve = [point(finite[min(len(finite), max(1, round(share * len(scores)))) - 1]) for share in ANSWERED_SHARES]
+    curve.append(point(evaluation.open_set_threshold, chosen=True))
+    return sorted(curve, key=lambda c: -c["answered"])
 
 
 def paired_difference(a: Sequence[bool], b: Sequence[bool], resamples: int = RESAMPLES,
@@ -128,6 +159,16 @@ def render_footage(metrics: dict[str, Any], console_out, comparison: dict[str, A
         table.add_row(label + ("" if v["known"] else " (no class)"), str(v["clips"]),
                       "-" if v["top1"] is None else f"{100 * v['top1']:.0f}%", f"{100 * v['honest']:.0f}%", given)
     console_out.print(table)
+    if metrics.get("operating_curve"):
+        curve = Table(title="operating curve (open-set threshold: answered share vs accuracy of the answers)",
+                      show_edge=False)
+        for col in ("threshold", "answered", "accuracy of answers", "honest rate"):
+            curve.add_column(col, justify="right")
+        for c in metrics["operating_curve"]:
+            curve.add_row(f"{c['threshold']:.3f}" + (" (card)" if c.get("chosen") else ""), f"{100 * c['answered']:.0f}%",
+                          "-" if c["accuracy_answered"] is None else f"{100 * c['accuracy_answered']:.0f}%",
+                          f"{100 * c['honest_rate']:.0f}%")
+        console_out.print(curve)
     if comparison:
         for key, title in (("top1_shared", "top-1 on shared classes"), ("honest_rate", "honest rate")):
             c = comparison[key]

@@ -7,7 +7,7 @@ import pytest
 
 from actionpipe.model.label_map import model_label
 from actionpipe.training.evaluate import Evaluation
-from actionpipe.training.footage import compare, footage_metrics, interval, paired_difference
+from actionpipe.training.footage import compare, footage_metrics, interval, operating_curve, paired_difference
 
 CLASSES = ["squat", "pushup", "arm_curl"]
 
@@ -51,6 +51,27 @@ def test_synonyms_name_labels_as_the_model_does():
     assert model_label("bicep_curl", {"bicep_curl"}) == "bicep_curl"
     assert model_label("plank", set(CLASSES)) == "plank"
     assert model_label("curl", set(CLASSES), {"curl": "arm_curl"}) == "arm_curl"
+
+
+def test_operating_curve_trades_answers_for_accuracy():
+    # Scores fall from right answers to wrong ones to clips of no class: a stricter threshold
+    # answers fewer clips, more of them right; the card's own point matches the headline figures.
+    tops = ["squat", "pushup", "squat", "squat", "pushup", "squat", "squat", "pushup"]
+    labels = ["squat", "pushup", "squat", "pushup", "squat", "plank", "other", "other"]
+    ev = evaluation(tops, labels, [False] * 8)
+    ev.open_set_scores = np.array([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -12.0, -15.0])
+    curve = operating_curve(ev)
+    answered = [c["answered"] for c in curve]
+    assert answered == sorted(answered, reverse=True) and answered[0] == 1.0
+    full = next(c for c in curve if c["answered"] == 1.0 and not c.get("chosen"))
+    assert full["accuracy_answered"] == pytest.approx(3 / 8, abs=1e-4)
+    half = next(c for c in curve if c["answered"] == 0.5)
+    assert half["accuracy_answered"] == pytest.approx(3 / 4, abs=1e-4)
+    chosen = [c for c in curve if c.get("chosen")]
+    assert len(chosen) == 1 and chosen[0]["threshold"] == -10.0 and chosen[0]["answered"] == 0.75
+    assert chosen[0]["honest_rate"] == footage_metrics(ev)["honest_rate"]["value"] == pytest.approx(5 / 8, abs=1e-4)
+    ev.open_set_scores = None
+    assert operating_curve(ev) is None
 
 
 def test_bootstrap_interval():
