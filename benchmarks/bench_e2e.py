@@ -12,16 +12,25 @@ second (all its threads): on a machine shared with other jobs it is far steadier
 and video seconds per CPU second times the cores is what the variant would reach with the cores
 to itself (if it kept them all busy).
 
-    python benchmarks/bench_e2e.py [--clips ../shared/datasets/realvideo_dev] [--variants torch openvino fast]
+    python benchmarks/bench_e2e.py [--clips ../shared/datasets/realvideo_dev | LABELS.csv [--split val]]
+                                   [--variants torch openvino fast]
                                    [--model NAME (default: classify's)] [--json out.json] [--reference-poses DIR]
 
 --reference-poses DIR: the reference is instead ``DIR/<clip stem>/pose.json`` (e.g. from
 ``actionpipe eval --pose-cache DIR`` with today's torch path) classified by the same model: its
 labels without its (slow) run; clips without one there are skipped.
 
-Variants: torch, openvino (FP32), bf16 (OpenVINO bf16), fast (--speed fast as shipped: bf16 where
-the CPU has it), fast-fp32 (--speed fast with FP32 pose). The clips folder holds videos/ and
-videos.csv (file,label,...); samples/demo.mp4 is added unlabelled.
+Variants: torch, openvino (FP32), bf16 (OpenVINO bf16), int8 (OpenVINO INT8, NNCF), fast (--speed
+fast as shipped), fast-fp32 / fast-bf16 / fast-int8 (--speed fast with that pose precision). --clips
+is a folder holding videos/ and videos.csv (file,label,...; samples/demo.mp4 is added unlabelled) or
+a labels CSV as ``actionpipe eval`` reads it (``benchmarks/data/real_val.csv``: the 60 val clips),
+``--split`` its rows. Accuracy as ``eval`` gives it on real footage (top-1 on the model's classes,
+the honest rate with the card's open-set rule) for each variant, and against the first variant the
+paired difference with its 95 % bootstrap interval (``actionpipe.training.footage.compare``): the
+precision rule of docs/speed.md reads these.
+
+    python benchmarks/bench_e2e.py --clips benchmarks/data/real_val.csv --split val \
+        --variants openvino bf16 int8 fast --json e2e-val.json
 """
 from __future__ import annotations
 
@@ -37,10 +46,17 @@ VARIANTS = {"torch": {"pose_backend": "torch"},
             "openvino": {"pose_backend": "openvino"},
             "bf16": {"pose_backend": "openvino", "pose_precision": "bf16"},
             "fast": {"pose_backend": "openvino", "speed": "fast"},
-            "fast-fp32": {"pose_backend": "openvino", "pose_precision": "fp32", "speed": "fast"}}
+            "int8": {"pose_backend": "openvino", "pose_precision": "int8"},
+            "fast-fp32": {"pose_backend": "openvino", "pose_precision": "fp32", "speed": "fast"},
+            "fast-bf16": {"pose_backend": "openvino", "pose_precision": "bf16", "speed": "fast"},
+            "fast-int8": {"pose_backend": "openvino", "pose_precision": "int8", "speed": "fast"}}
 
 
-def clips(folder: Path) -> list[tuple[Path, str | None]]:
+def clips(folder: Path, split: str | None = None) -> list[tuple[Path, str | None]]:
+    if folder.suffix.lower() == ".csv":
+        from actionpipe.training.evaluate import read_video_labels
+
+        return read_video_labels(folder, None, split)
     rows = []
     if (folder / "videos.csv").is_file():
         with open(folder / "videos.csv", newline="") as f:
@@ -52,6 +68,7 @@ def clips(folder: Path) -> list[tuple[Path, str | None]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared" / "datasets" / "realvideo_dev")
+    parser.add_argument("--split", help="with a labels CSV: only its rows of this split")
     parser.add_argument("--variants", nargs="+", default=["torch", "openvino", "fast"], choices=list(VARIANTS))
     parser.add_argument("--model", help="model name or folder (default: classify's default model)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
@@ -67,7 +84,7 @@ def main() -> None:
 
     console.set_quiet(True)
     card = find_card(args.model or DEFAULT_MODEL)
-    todo = clips(args.clips)
+    todo = clips(args.clips, args.split)
     if args.reference_poses:
         todo = [(v, lab) for v, lab in todo if (args.reference_poses / v.stem / "pose.json").is_file()]
     todo = todo[: args.limit]
@@ -88,6 +105,7 @@ def main() -> None:
             d = result.to_dict(k=1)
             row[name] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "status": result.status,
                          "label": d.get("label"), "probability": d.get("probability"),
+                         "open_set_score": None if result.prediction is None else result.prediction.open_set_score,
                          "probabilities": None if result.prediction is None
                          else [float(p) for p in result.prediction.probabilities]}
         if args.reference_poses:
@@ -105,6 +123,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"variants": args.variants, "rows": rows}, indent=1))
     report(rows, (["reference"] if args.reference_poses else []) + args.variants, card.classes)
+    footage_report(rows, args.variants, card, classifiers[args.variants[0]].predictor)
 
 
 def report(rows: list[dict], variants: list[str], classes: list[str]) -> None:
@@ -127,6 +146,42 @@ def report(rows: list[dict], variants: list[str], classes: list[str]) -> None:
         top1 = sum(r[name]["label"] == r["label"] for r in known) / max(1, len(known))
         print(f"{name:<10}{video_s / wall:>12.2f}{ref_wall / wall:>11.2f}x{cpu / video_s:>14.2f}{same:>7}/{len(rows):<4}"
               f"{max(diffs, default=0):>11.3f}{100 * top1:>12.1f}%")
+
+
+def footage_report(rows: list[dict], variants: list[str], card, predictor) -> None:
+    """Top-1 and honest rate per variant as ``eval`` scores real footage, and each variant against
+    the first with the paired 95 % interval."""
+    import numpy as np
+
+    from actionpipe.model.label_map import model_label
+    from actionpipe.training.evaluate import Evaluation
+    from actionpipe.training.footage import compare, footage_metrics
+
+    labelled = [r for r in rows if r["label"] is not None]
+    threshold = predictor.open_set.threshold if predictor.open_set is not None else None
+
+    def evaluation(name: str) -> Evaluation:
+        probs = np.array([r[name]["probabilities"] or [0.0] * len(card.classes) for r in labelled])
+        scores = (None if threshold is None else
+                  np.array([-np.inf if r[name]["open_set_score"] is None else r[name]["open_set_score"] for r in labelled]))
+        labels = [model_label(r["label"], set(card.classes)) for r in labelled]
+        return Evaluation(card.classes, [r["video"] for r in labelled], labels, probs, scores, threshold)
+
+    def fmt(share: dict, sign: str = "") -> str:
+        value = share.get("value", share.get("difference"))
+        if value is None:
+            return "-"
+        lo, hi = share["ci95"]
+        return f"{100 * value:{sign}.1f}{'' if sign else '%'} [{100 * lo:{sign}.1f}, {100 * hi:{sign}.1f}]"
+
+    base = evaluation(variants[0])
+    print(f"\nreal footage, {len(labelled)} labelled clips; differences against {variants[0]} (paired 95 % interval)")
+    print(f"{'variant':<10}{'top-1 (model classes)':>28}{'honest rate':>26}{'d top-1':>22}{'d honest':>22}")
+    for name in variants:
+        m = footage_metrics(ev := evaluation(name))
+        c = compare(ev, base)
+        d = [fmt(c[k], "+") for k in ("top1_shared", "honest_rate")]
+        print(f"{name:<10}{fmt(m['top1']):>28}{fmt(m['honest_rate']):>26}{d[0]:>22}{d[1]:>22}")
 
 
 if __name__ == "__main__":
