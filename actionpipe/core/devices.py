@@ -12,7 +12,7 @@ import re
 from actionpipe.core.errors import ActionpipeError, UsageError
 
 POSE_BACKENDS = ("auto", "openvino", "torch")  # auto: OpenVINO on the CPU, torch on CUDA
-POSE_PRECISIONS = ("fp32", "bf16")             # OpenVINO only; torch runs FP32
+POSE_PRECISIONS = ("fp32", "bf16", "int8")     # OpenVINO only; torch runs FP32
 DEFAULT_POSE_BACKEND = "auto"
 DEFAULT_POSE_PRECISION = "fp32"
 

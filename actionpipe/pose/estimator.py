@@ -147,6 +147,8 @@ class PoseEstimator:
             if self.pose_backend == "openvino":
                 from actionpipe.pose.openvino import OpenVinoPose, ensure_export
 
+                if self.precision == "int8":  # nncf and the calibration only on this path
+                    from actionpipe.pose.int8 import ensure_int8 as ensure_export
                 folder = ensure_export(lambda: _load_yolo(self.weights), self.weights_sha256)
                 self._model = OpenVinoPose(folder, self.precision, cpu_threads())
             else:

@@ -27,6 +27,7 @@ from typing import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from actionpipe.core.devices import POSE_PRECISIONS
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import sha256_file
 
@@ -36,7 +37,10 @@ PAD_VALUE = 114       # ultralytics' letterbox grey
 IOU = 0.7             # ultralytics' predict default
 MAX_DET = 300
 MAX_NMS = 30000
-PRECISIONS = {"fp32": "f32", "bf16": "bf16"}  # our name -> OpenVINO's INFERENCE_PRECISION_HINT
+# devices.POSE_PRECISIONS -> OpenVINO's INFERENCE_PRECISION_HINT. int8 (pose.int8's model): its
+# quantised operations run in int8 whatever the hint; f32 keeps the rest (the head's decoding) in
+# f32, where a CPU with bf16 units would default to bf16.
+PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 FILES = ("model.xml", "model.bin")
 
 
@@ -201,13 +205,14 @@ def postprocess(pred: np.ndarray, model_hw: tuple[int, int], image_hw: tuple[int
 
 
 class OpenVinoPose:
-    """The exported pose model compiled for the CPU at one precision and thread count."""
+    """The exported pose model compiled for the CPU at one precision and thread count (``folder``:
+    the FP32 export, or for int8 :func:`actionpipe.pose.int8.ensure_int8`'s model)."""
 
     def __init__(self, folder: Path, precision: str = "fp32", threads: int | None = None):
         import openvino as ov
 
-        if precision not in PRECISIONS:
-            raise ActionpipeError(None, f"pose precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision not in POSE_PRECISIONS:
+            raise ActionpipeError(None, f"pose precision must be one of {', '.join(POSE_PRECISIONS)}, got {precision!r}")
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(folder / "compiled")})
         config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
