@@ -3,7 +3,7 @@
 
 decode: sequential grab/retrieve of every frame, at full size and shrunk for the model.
 pose: YOLO11n-pose + tracking on frames decoded beforehand (model time only), for each imgsz,
-batch size and backend (torch; OpenVINO fp32 and bf16 on the CPU), after one warm-up batch; the
+batch size and backend (torch; OpenVINO at every pose precision on the CPU: fp32, bf16, int8), after one warm-up batch; the
 backends run the same frames one after the other, each best of --rounds, so their ratios hold on
 a machine shared with other jobs. end-to-end: `PoseEstimator.estimate_path` on the video (auto backend).
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from actionpipe.core import console
-from actionpipe.core.devices import cpu_threads
+from actionpipe.core.devices import POSE_PRECISIONS, cpu_threads
 from actionpipe.pose.estimator import PoseEstimator
 from actionpipe.video.reader import read_frames
 
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     console.set_quiet(True)
     print(f"video {args.video}; torch {torch.__version__}, {cpu_threads()} threads, {os.cpu_count()} CPUs")
-    print(f"{'stage':<38}{'frames':>8}{'fps':>9}{'vs torch':>9}")
+    print(f"{'stage':<38}{'frames':>8}{'fps':>9}{'vs torch':>9}{'vs fp32':>9}")
     for max_side in (None, 320, 640):
         t0 = time.perf_counter()
         n = sum(1 for _ in read_frames(args.video, max_side=max_side))
@@ -50,7 +50,7 @@ def main() -> None:
         for batch in (1, 8):
             variants = {"torch": PoseEstimator(imgsz=imgsz, batch=batch, device=args.device, backend="torch")}
             if variants["torch"].device == "cpu":
-                for precision in ("fp32", "bf16"):
+                for precision in POSE_PRECISIONS:
                     variants[f"openvino {precision}"] = PoseEstimator(imgsz=imgsz, batch=batch, device="cpu",
                                                                       backend="openvino", precision=precision)
             best = {}
@@ -61,9 +61,12 @@ def main() -> None:
                     t0 = time.perf_counter()
                     n = sum(1 for _ in est.track(frames, 1768, 994, 30.0))
                     best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+            fp32 = best.get("openvino fp32")
             for name, seconds in best.items():
                 print(f"{f'pose imgsz {imgsz} batch {batch} {name}':<38}{len(frames):>8}"
-                      f"{rate(len(frames), seconds)}{best['torch'] / seconds:>8.2f}x")
+                      f"{rate(len(frames), seconds)}{best['torch'] / seconds:>8.2f}x"
+                      + (f"{fp32 / seconds:>8.2f}x" if fp32 and name.startswith("openvino") else ""))
+        est = variants.get("openvino fp32", variants["torch"])   # the card's default precision
         t0 = time.perf_counter()
         pose = est.estimate_path(args.video)
         print(f"{f'end-to-end imgsz {imgsz} batch 8':<38}{pose.num_frames:>8}"
