@@ -5,9 +5,10 @@ Each measurement is a fresh ``python`` process (warm: the OS file cache and the 
 cache are filled by a first, untimed round) that imports actionpipe, builds a ``Classifier``
 (pose model + the default ST-GCN), decodes the first frame of samples/demo.mp4 and runs the pose
 model on it. Variants alternate round by round, so load from other processes affects them alike;
-the median of the rounds is reported. ``torch+deterministic`` is the torch path with
-``torch.use_deterministic_algorithms(True)`` switched on first, as ``Predictor`` used to do.
-``help`` is ``actionpipe --help``.
+the median of the rounds is reported. ``openvino``: the CPU default, pose and ST-GCN through
+OpenVINO (torch never imported); ``openvino+torch-stgcn``: the ST-GCN through torch instead (the
+default before the ST-GCN's OpenVINO export); ``torch``: both through torch. ``help`` is
+``actionpipe --help``.
 
     python benchmarks/bench_start.py [--rounds 5]
 """
@@ -24,18 +25,17 @@ REPO = Path(__file__).resolve().parent.parent
 CHILD = """
 import sys, time
 t0 = float(sys.argv[1])
-if sys.argv[2] == "torch+deterministic":
-    import torch
-    torch.use_deterministic_algorithms(True, warn_only=True)
 from actionpipe.model.cards import default_card
 from actionpipe.pipeline.classify import Classifier
 from actionpipe.video.reader import read_frames
-classifier = Classifier(default_card(), device="auto", pose_backend=sys.argv[2].split("+")[0])
+pose, _, stgcn = sys.argv[2].partition("+")
+classifier = Classifier(default_card(), device="auto", pose_backend=pose,
+                        stgcn_engine="torch" if pose == "torch" or stgcn == "torch-stgcn" else "auto")
 frame = next(iter(read_frames(sys.argv[3], fps=classifier.fps, max_side=classifier.pose.imgsz)))
 classifier.pose.detect([frame.image])
 print(time.time() - t0)
 """
-VARIANTS = ("openvino", "torch", "torch+deterministic", "help")
+VARIANTS = ("openvino", "openvino+torch-stgcn", "torch", "help")
 
 
 def once(variant: str) -> float:

@@ -142,6 +142,7 @@ class Classifier:
     profile of :mod:`actionpipe.pipeline.speed` (``fast``: pose at half the rate, interpolated, and in bf16
     where the CPU has it, unless ``pose_precision`` is given).
     ``load_pose=False`` skips the pose model for callers that only use :meth:`classify_pose`.
+    ``stgcn_engine``: see :class:`~actionpipe.model.infer.Predictor` (auto: OpenVINO on the CPU).
     ``reject=False`` never answers ``unknown``; the ``min_*`` settings are the degenerate-case
     limits (see the module docstring).
     """
@@ -153,7 +154,7 @@ class Classifier:
                  min_track_s: float = DEFAULT_MIN_TRACK_S, prefetch: bool = True, load_pose: bool = True,
                  reject: bool = True, min_person_s: float = MIN_PERSON_S,
                  min_keypoint_confidence: float = MIN_KEYPOINT_CONFIDENCE, pose_backend: str = DEFAULT_POSE_BACKEND,
-                 pose_precision: str | None = None, speed: str = DEFAULT_SPEED):
+                 pose_precision: str | None = None, speed: str = DEFAULT_SPEED, stgcn_engine: str = "auto"):
         from actionpipe.pose.estimator import PoseEstimator
 
         if speed not in SPEEDS:
@@ -164,7 +165,7 @@ class Classifier:
         self.card = card
         self.fps = settings.pop("fps", None)
         self.pose = PoseEstimator(pose_weights, device=device, backend=pose_backend, **settings) if load_pose else None
-        self.predictor = Predictor(card, device, batch, reject=reject)
+        self.predictor = Predictor(card, device, batch, reject=reject, engine=stgcn_engine)
         self.min_person_s = min_person_s
         self.min_keypoint_confidence = min_keypoint_confidence
         self.configure(window_s=window_s, stride_s=stride_s, aggregate=aggregate, per_person=per_person,
