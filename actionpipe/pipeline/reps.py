@@ -6,8 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from actionpipe.counting import reps_for
-
 
 def track_keypoints(pose, track_id: int) -> np.ndarray | None:
     """``(T, 17, 3)`` COCO-17 keypoints of one track over the pose file's frames (zeros where the
@@ -27,5 +25,7 @@ def reps_dict(label: str | None, keypoints: np.ndarray | None, fps: float) -> di
     for a repetitive class, else None (no class, not repetitive by nature, or no keypoints)."""
     if label is None or keypoints is None or not len(keypoints):
         return None
+    from actionpipe.counting import reps_for  # scipy: ~0.5 s of start-up that only counting needs
+
     found = reps_for(label, keypoints, fps)
     return None if found is None else found.to_dict()

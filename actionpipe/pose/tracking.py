@@ -17,7 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+
+
+def assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The least-cost one-to-one matching of rows to columns. One track or one detection (most
+    frames) is the row's or column's minimum; only crowds need scipy, imported then (0.5 s of start-up)."""
+    if cost.shape[0] == 1:
+        return np.array([0]), np.array([int(cost[0].argmin())])
+    if cost.shape[1] == 1:
+        return np.array([int(cost[:, 0].argmin())]), np.array([0])
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
 
 
 @dataclass
@@ -147,7 +158,7 @@ class Tracker:
         matched: set[int] = set()
         if self.tracks and detections:
             cost = self._cost(detections)
-            rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e6))
+            rows, cols = assignment(np.where(np.isfinite(cost), cost, 1e6))
             for i, j in zip(rows, cols):
                 if np.isfinite(cost[i, j]):
                     self._follow(self.tracks[i], detections[j])

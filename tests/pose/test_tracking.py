@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from actionpipe.pose.tracking import Detection, Tracker, box_iou, keypoint_distance, suppress_duplicates
+from actionpipe.pose.tracking import Detection, Tracker, assignment, box_iou, keypoint_distance, suppress_duplicates
 
 # A standing person's 17 COCO keypoints in a 1 x 2 box (x right, y down), frontal.
 TEMPLATE = np.array([
@@ -92,3 +92,13 @@ def test_suppress_duplicates_keeps_the_best_of_one_person():
     other = person(330, score=0.4)
     kept = suppress_duplicates([wide, other, best])
     assert kept == [best, other]
+
+
+def test_assignment_matches_scipys_for_one_and_many():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (1, 4), (4, 1), (3, 3), (2, 5), (5, 2)]:
+        cost = rng.random(shape)
+        mine, theirs = assignment(cost), linear_sum_assignment(cost)
+        assert cost[mine].sum() == pytest.approx(cost[theirs].sum()) and len(mine[0]) == len(theirs[0]) == min(shape)
