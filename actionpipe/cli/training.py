@@ -155,7 +155,8 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, co
         record_metrics(card, {"dataset": dataset, "split": split, "clips": metrics["clips"], "top1": metrics["top1"],
                               "top5": metrics["top5"],
                               "per_class": {c: v["accuracy"] for c, v in metrics["per_class"].items()},
-                              **({"footage": {k: footage[k] for k in ("top1", "honest_rate", "per_label", "clip_answers")}}
+                              **({"footage": {k: footage[k] for k in ("top1", "honest_rate", "per_label", "operating_curve",
+                                                                         "clip_answers")}}
                                  if footage else {}),
                               "command": shlex.join(["actionpipe", "eval", "--model", str(model or card.name),
                                                      "--dataset", dataset] + (["--split", split] if split else [])

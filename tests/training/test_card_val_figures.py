@@ -38,6 +38,10 @@ def test_recorded_figures_agree_with_recorded_answers(name):
     assert footage["top1"]["value"] == pytest.approx(np.mean([r["top"] == r["label"] for r in known]), abs=1e-4)
     honest = [r["answer"] == r["label"] if r["label"] in classes else r["answer"] == "unknown" for r in rows]
     assert footage["honest_rate"]["value"] == pytest.approx(np.mean(honest), abs=1e-4)
+    # The card's operating point on the recorded curve is the rejection behind those answers.
+    chosen = [c for c in footage["operating_curve"] if c.get("chosen")]
+    assert len(chosen) == 1 and chosen[0]["honest_rate"] == pytest.approx(footage["honest_rate"]["value"], abs=1e-4)
+    assert chosen[0]["answered"] == pytest.approx(np.mean([r["answer"] != "unknown" for r in rows]), abs=1e-4)
 
 
 @pytest.mark.slow
