@@ -72,6 +72,7 @@ class Clip:
     present3d: np.ndarray | None = None      # (M, T, V) bool, the joints of points3d that exist
     negative: bool = False                   # a label the model must not know (outlier exposure)
     origin: str | None = None                # "kind:label" as the dataset names it, before any label map
+    estimated: bool = False                  # confidences are a pose model's, not annotation flags
 
     @property
     def num_frames(self) -> int:
@@ -219,7 +220,7 @@ def clip_from_pose(pose: PoseFile, name: str, label: str, max_people: int | None
 
     people = select_people(pose, max(1, max_people or len(pose.track_ids())), rank)
     return Clip(name, label, people.keypoints, pose.layout, pose.width, pose.height, pose.fps, split,
-                label_index, people.track_ids, path=path)
+                label_index, people.track_ids, path=path, estimated=True)
 
 
 def _split_from_dir(directory: Path) -> str | None:

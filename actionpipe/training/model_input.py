@@ -9,6 +9,7 @@ a random virtual camera) and a random ``window_frames`` crop (loop-padded when s
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -42,7 +43,11 @@ def clip_sample(clip: Clip, spec: PackSpec) -> Sample:
 
 def augmented_keypoints(clip: Clip, aug: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """The clip's keypoints with the spatial augmentation, and a random speed factor (the jitter).
-    A 3-D clip is first filmed by a random virtual camera (``aug.view_yaw``/``view_pitch``)."""
+    A 3-D clip is first filmed by a random virtual camera (``aug.view_yaw``/``view_pitch``). A pose
+    model's confidences (``clip.estimated``) stay as they are: the confidence model turns annotation
+    flags into such confidences, and would read every real confidence below 1 as "occluded"."""
+    if clip.estimated and aug.confidence:
+        aug = replace(aug, confidence=False)
     kp = clip.keypoints
     if clip.points3d is not None and (aug.view_yaw or aug.view_pitch):
         from actionpipe.training.virtual_camera import Camera, project

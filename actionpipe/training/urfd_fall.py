@@ -57,5 +57,5 @@ def load_urfd_fall(path: str | Path, split: str | None = None) -> list[Clip]:
         keypoints = np.stack([points for _, points in rows])[None]
         keypoints[..., 2] = np.clip(keypoints[..., 2], 0.0, 1.0)
         clips.append(Clip(f"urfd-{video}", LABEL, keypoints, COCO17.name, WIDTH, HEIGHT, FPS, split=clip_split,
-                          track_ids=np.array([1]), path=f"{path}#{video}"))
+                          track_ids=np.array([1]), path=f"{path}#{video}", estimated=True))
     return clips

@@ -258,3 +258,21 @@ def test_bad_override_type_is_one_line_and_leaves_no_run_folder(tmp_path, run_cl
     key = setting.split("=")[0]
     assert r.stderr.count("\n") == 1 and f"--set {key}: config {key}: expected" in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pose_models_confidences_are_kept_in_training():
+    # Real YOLO confidences (below 1) must not be read as annotation flags ("occluded" -> uniform
+    # 0.05..0.8): training would then see real footage with confidences it never has at inference.
+    from dataclasses import replace
+
+    from actionpipe.training.datasets import Clip
+    from actionpipe.training.model_input import augmented_keypoints
+
+    kp = _person(num_frames=30)
+    kp[..., 2] = 0.97
+    estimated = Clip("real", "squat", kp, COCO17.name, W, H, 15.0, estimated=True)
+    cfg = AugmentConfig(joint_dropout=0, clip_joint_dropout=0)
+    out, _ = augmented_keypoints(estimated, cfg, np.random.default_rng(0))
+    np.testing.assert_allclose(out[..., 2], 0.97)
+    flags, _ = augmented_keypoints(replace(estimated, estimated=False), cfg, np.random.default_rng(0))
+    assert flags[..., 2].max() <= 0.8                        # annotation flags in (0, 1): "occluded"
