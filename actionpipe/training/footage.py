@@ -95,11 +95,12 @@ def operating_curve(evaluation, rows: list[dict[str, Any]] | None = None) -> lis
         return None
     rows = rows or clip_table(evaluation)
     top_right = np.array([r["top"] == r["label"] for r in rows])
+    no_class = np.array([not r["known"] for r in rows])   # honest when not answered
     has_pose = np.isfinite(scores)
 
     def point(threshold: float, chosen: bool = False) -> dict[str, Any]:
         answered = has_pose & (scores >= threshold)
-        honest = np.where(answered, top_right, ~np.array([r["known"] for r in rows]))
+        honest = np.where(answered, top_right, no_class)
         return {"threshold": round(float(threshold), 4), "answered": round(float(answered.mean()), 4),
                 "accuracy_answered": round(float(top_right[answered].mean()), 4) if answered.any() else None,
                 "honest_rate": round(float(honest.mean()), 4), **({"chosen": True} if chosen else {})}

@@ -33,6 +33,11 @@ MSR_TO_COCO17 = {"nose": 19, "right_shoulder": 0, "left_shoulder": 1, "right_hip
 _NAME = re.compile(r"a(\d+)_s(\d+)_e(\d+)_skeleton\.txt$")
 
 
+def subject_split(name: str) -> str:
+    """The cross-subject split of a skeleton file (by its name): odd subjects train, even test."""
+    return "train" if int(_NAME.search(name).group(2)) % 2 else "test"
+
+
 def load_clip(path: str | Path) -> Clip:
     """One skeleton file as a COCO-17 clip in depth-image pixels."""
     path = Path(path)
@@ -57,7 +62,7 @@ def load_clip(path: str | Path) -> Clip:
         keypoints[0, :, COCO17.index(joint)] = np.stack([frames[:, row, 0], frames[:, row, 1], conf], -1)
     keypoints[keypoints[..., 2] == 0] = 0.0
     return Clip(path.stem.removesuffix("_skeleton"), ACTIONS[action - 1], keypoints, COCO17.name, WIDTH, HEIGHT,
-                FPS, split="train" if subject % 2 else "test", label_index=action - 1, track_ids=np.array([1]),
+                FPS, split=subject_split(path.name), label_index=action - 1, track_ids=np.array([1]),
                 path=str(path), group=f"msr-s{subject}-a{action}")
 
 
@@ -70,6 +75,5 @@ def load_msr_action3d(root: str | Path, split: str | None = None) -> list[Clip]:
     files = sorted(f for f in folder.glob("a*_s*_e*_skeleton.txt") if _NAME.search(f.name))
     if not files:
         raise ActionpipeError(root, "no MSR Action3D skeletons/aAA_sSS_eEE_skeleton.txt files here")
-    subjects = {f: int(_NAME.search(f.name).group(2)) for f in files}
-    wanted = [f for f in files if split is None or ("train" if subjects[f] % 2 else "test") == split]
+    wanted = [f for f in files if split is None or subject_split(f.name) == split]
     return [load_clip(f) for f in each_with_progress(wanted, "MSR Action3D")]
