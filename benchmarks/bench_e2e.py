@@ -13,15 +13,15 @@ and video seconds per CPU second times the cores is what the variant would reach
 to itself (if it kept them all busy).
 
     python benchmarks/bench_e2e.py [--clips ../shared/datasets/realvideo_dev | LABELS.csv [--split val]]
-                                   [--variants torch openvino fast]
+                                   [--variants fp32 openvino fast]
                                    [--model NAME (default: classify's)] [--json out.json] [--reference-poses DIR]
 
---reference-poses DIR: the reference is instead ``DIR/<clip stem>/pose.json`` (e.g. from
-``actionpipe eval --pose-cache DIR`` with today's torch path) classified by the same model: its
+--reference-poses DIR: the reference is instead ``DIR/<clip stem>/pose.json`` (e.g. the ``fp32``
+folder of an ``actionpipe eval --pose-cache DIR`` with today's torch path) classified by the same model: its
 labels without its (slow) run; clips without one there are skipped.
 
-Variants: torch, openvino (FP32), bf16 (OpenVINO bf16), int8 (OpenVINO INT8, NNCF), fast (--speed
-fast as shipped), fast-fp32 / fast-bf16 / fast-int8 (--speed fast with that pose precision). --clips
+Variants: torch, fp32 (OpenVINO FP32), openvino (OpenVINO at the card's precision: classify's default,
+bf16 where the CPU has it), bf16, int8 (OpenVINO INT8, NNCF), fast (--speed fast as shipped), fast-fp32 / fast-bf16 / fast-int8 (--speed fast with that pose precision). --clips
 is a folder holding videos/ and videos.csv (file,label,...; samples/demo.mp4 is added unlabelled) or
 a labels CSV as ``actionpipe eval`` reads it (``benchmarks/data/real_val.csv``: the 60 val clips),
 ``--split`` its rows. Accuracy as ``eval`` gives it on real footage (top-1 on the model's classes,
@@ -30,7 +30,7 @@ paired difference with its 95 % bootstrap interval (``actionpipe.training.footag
 precision rule of docs/speed.md reads these.
 
     python benchmarks/bench_e2e.py --clips benchmarks/data/real_val.csv --split val \
-        --variants openvino bf16 int8 fast --json e2e-val.json
+        --variants fp32 bf16 int8 fast --json e2e-val.json
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANTS = {"torch": {"pose_backend": "torch"},
+            "fp32": {"pose_backend": "openvino", "pose_precision": "fp32"},
             "openvino": {"pose_backend": "openvino"},
             "bf16": {"pose_backend": "openvino", "pose_precision": "bf16"},
             "fast": {"pose_backend": "openvino", "speed": "fast"},
@@ -69,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=REPO.parent / "shared" / "datasets" / "realvideo_dev")
     parser.add_argument("--split", help="with a labels CSV: only its rows of this split")
-    parser.add_argument("--variants", nargs="+", default=["torch", "openvino", "fast"], choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["fp32", "openvino", "fast"], choices=list(VARIANTS))
     parser.add_argument("--model", help="model name or folder (default: classify's default model)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--json", type=Path, help="write every clip's results here")

@@ -1,6 +1,6 @@
 """The gate a new default model passes: it must beat every incumbent on the real-footage `val` clips.
 
-A candidate passes when, against each incumbent, on the same cached poses of
+A candidate passes when, against each incumbent (each at its card's pose precision), on the cached poses of
 ``benchmarks/data/real_val.csv`` (realclips ``val`` + realvideo_dev):
 
 * top-1 on the clips of the classes both models have is higher, and the honest rate (the right

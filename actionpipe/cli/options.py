@@ -149,9 +149,9 @@ def _pose_options():
                                                    "CUDA), openvino (CPU) or torch.")
     precision = click.option("--pose-precision", type=click.Choice(POSE_PRECISIONS),
                              help=f"OpenVINO pose precision (default: the model card's, else "
-                                  f"{DEFAULT_POSE_PRECISION}; --speed fast: bf16 where the CPU has bf16 units); "
-                                  "bf16 is faster on CPUs with bf16 units, its keypoints differ by a pixel or two; "
-                                  "int8 (built once with NNCF) moves them by about 2-3 px at 640.")
+                                  f"{DEFAULT_POSE_PRECISION}; --speed fast: bf16). bf16 runs only where the CPU "
+                                  "has bf16 units (fp32 elsewhere): about twice as fast, keypoints within a pixel or "
+                                  "two; int8 (built once with NNCF) moves them by about 2-3 px at 640.")
     return backend, precision
 
 

@@ -37,7 +37,8 @@ from actionpipe.cli.options import (BATCH, COUNT, FPS, IMGSZ, POSITIVE, PROBABIL
 @click.option("--seed", type=int, help="Override seed (same seed, same run).")
 @click.option("--name", help="Model name written to the card.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override any config key, JSON value: --set augment.rotation=15 --set optim.ema=0.99")
+              help="Override any config key, JSON value: --set augment.rotation=15 --set optim.ema=0.99; "
+                   "a number indexes a list: --set datasets.5.weight=2 --set datasets.0.align=null")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its last checkpoint.")
 @click.option("--stop-after", type=COUNT, help="Stop after this many epochs (continue later with --resume).")
 @device_option
@@ -158,6 +159,7 @@ def eval_cmd(model, dataset, split, labels, as_json, plot, html_path, record, co
                               **({"footage": {k: footage[k] for k in ("top1", "honest_rate", "per_label", "operating_curve",
                                                                          "clip_answers")}}
                                  if footage else {}),
+                              **({"pose_precision": result.pose_precision} if result.pose_precision else {}),
                               "command": shlex.join(["actionpipe", "eval", "--model", str(model or card.name),
                                                      "--dataset", dataset] + (["--split", split] if split else [])
                                                     + (["--labels", labels] if labels else []))})

@@ -51,7 +51,7 @@ class PoseSection(_Section):
     imgsz: int | None = None
     conf: float | None = None
     fps: float | None = None
-    precision: str | None = None   # OpenVINO's, one of devices.POSE_PRECISIONS
+    precision: str | None = None   # one of devices.POSE_PRECISIONS; bf16 runs only where the CPU has it, else fp32
 
     def __post_init__(self):
         self._expect("imgsz", lambda v: is_number(v, whole=True) and 32 <= v <= MAX_IMGSZ,

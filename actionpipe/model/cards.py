@@ -8,7 +8,7 @@ Card (JSON, ``format_version`` 1; schema: ``docs/schemas/card.schema.json``)::
                       "base_channels": 32, "dropout": 0.5},
      "preprocessing": {"layout": "coco17", "normalization": "body", "fps": 15, "max_people": 1,
                        "rank": "area", "joint_mask": ["left_eye", ...], "min_confidence": 0.0},
-     "pose": {"imgsz": 640, "conf": 0.25, "fps": 15, "precision": "fp32"},   # all optional
+     "pose": {"imgsz": 640, "conf": 0.25, "fps": 15, "precision": "bf16"},   # all optional
      "inference": {"window_frames": 32, "window_stride": 16, "aggregate": "motion", "mirror_average": true},
      "classes": ["baseball_pitch", ...],
      "weights": {"file": "weights.pt", "sha256": "..."},        # sha256 null: not checked

@@ -51,7 +51,7 @@ from actionpipe.model.aggregates import AGGREGATES
 from actionpipe.model.infer import DEFAULT_BATCH, Prediction, Predictor, prediction_item, scores_document, window_starts
 from actionpipe.skeleton.pack import pack_people, pack_track
 from actionpipe.outputs.results import ANSWERS, PersonResult, VideoResult  # noqa: F401 (ANSWERS: classify's statuses)
-from actionpipe.pipeline.speed import DEFAULT_SPEED, SPEEDS, interpolate_pose, profile_pose_precision
+from actionpipe.pipeline.speed import DEFAULT_SPEED, SPEEDS, interpolate_pose
 from actionpipe.pipeline.reps import reps_dict, track_keypoints
 from actionpipe.outputs.timeline import Timeline
 
@@ -159,8 +159,8 @@ class Classifier:
 
         if speed not in SPEEDS:
             raise ActionpipeError(None, f"unknown speed {speed!r} (expected one of {', '.join(SPEEDS)})")
-        if pose_precision is None and load_pose:
-            pose_precision = profile_pose_precision(SPEEDS[speed], device, pose_backend)
+        if pose_precision is None:
+            pose_precision = SPEEDS[speed].pose_precision
         settings = card.pose_settings(imgsz=imgsz, conf=conf, fps=fps, precision=pose_precision)
         self.card = card
         self.fps = settings.pop("fps", None)

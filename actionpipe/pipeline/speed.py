@@ -3,10 +3,9 @@
 ``normal`` runs the pose model on every frame at the model's rate, at the card's precision.
 ``fast`` runs it on every second one and fills the frames between by interpolating each person's
 box and keypoints linearly between the two pose frames around them (:func:`interpolate_pose`),
-and runs the OpenVINO pose model in bf16 where the CPU computes bf16 natively: the pose model is
-most of the time, so together these cut it about 2.8×. What that costs in accuracy is measured
-in ``benchmarks/bench_e2e.py`` and docs/performance.md (bf16 alone is not the default: on real
-footage it changed one known clip's label to a wrong one).
+and runs the OpenVINO pose model in bf16 where the CPU computes bf16 natively (the shipped cards'
+precision too, so this matters for a card validated at fp32). What that costs in accuracy is
+measured in ``benchmarks/bench_e2e.py`` and docs/performance.md.
 """
 from __future__ import annotations
 
@@ -16,25 +15,11 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class SpeedProfile:
     pose_every: int               # the model's frames per pose-model frame
-    pose_precision: str | None    # OpenVINO precision where the CPU has it natively; None: the card's
+    pose_precision: str | None    # the pose precision asked for (bf16 runs where the CPU has it); None: the card's
 
 
 SPEEDS = {"normal": SpeedProfile(1, None), "fast": SpeedProfile(2, "bf16")}
 DEFAULT_SPEED = "normal"
-
-
-def profile_pose_precision(profile: SpeedProfile, device: str, backend: str) -> str | None:
-    """The pose precision ``profile`` asks for when the pose model runs on OpenVINO (``backend`` and
-    ``device`` as the user gave them) and the CPU computes it natively; else None (the card's)."""
-    if profile.pose_precision is None:
-        return None
-    from actionpipe.core.devices import resolve_device, resolve_pose_backend
-
-    if resolve_pose_backend(backend, resolve_device(device)) != "openvino":
-        return None
-    from actionpipe.pose.openvino import native_precisions
-
-    return profile.pose_precision if profile.pose_precision in native_precisions() else None
 
 
 def _blend(a, b, w: float):

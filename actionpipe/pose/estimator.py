@@ -116,6 +116,19 @@ def _batched(items: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
+def runnable_precision(precision: str, backend: str) -> str:
+    """The precision the pose model really runs at: torch runs fp32; OpenVINO runs bf16 only on a
+    CPU that computes it natively (elsewhere it would emulate it, slower than fp32), else fp32."""
+    if backend != "openvino":
+        return "fp32"
+    if precision == "bf16":
+        from actionpipe.pose import openvino as pose_openvino   # looked up here: tests replace it
+
+        if "bf16" not in pose_openvino.native_precisions():
+            return "fp32"
+    return precision
+
+
 class PoseEstimator:
     """A loaded pose model plus its settings; reuse one for many videos (loading costs ~1 s)."""
 
@@ -134,7 +147,7 @@ class PoseEstimator:
         self.weights_sha256 = verify_weights(self.weights, weights_sha256)
         self.device = resolve_device(device)
         self.pose_backend = resolve_pose_backend(backend, self.device)
-        self.precision = precision if self.pose_backend == "openvino" else "fp32"
+        self.precision = runnable_precision(precision, self.pose_backend)
         self.imgsz, self.conf, self.batch = model_imgsz(imgsz), conf, batch
         self.max_people, self.max_gap_s = max_people, max_gap_s
         self._model = None

@@ -238,16 +238,28 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     for key, value in overrides.items():
         node, option = d, (flags or {}).get(key, f"--set {key}")
         *parents, leaf = key.split(".")
-        for p in parents:
-            if not isinstance(node.get(p), dict):
+        for depth, p in enumerate(parents + [leaf]):   # a number indexes a list: datasets.5.weight
+            if isinstance(node, list) and _config_child(node, p) is None:
+                raise UsageError(None, f"{option}: no item {p} in a list of {len(node)}")
+            if depth == len(parents):
+                break
+            child = _config_child(node, p)
+            if not isinstance(child, (dict, list)):
                 raise UsageError(None, f"{option}: {p!r} is not a config section")
-            node = node[p]
-        node[leaf] = value
+            node = child
+        node[int(leaf) if isinstance(node, list) else leaf] = value
         try:   # each override checked as it lands, so the message names the option, not the file
             TrainConfig.from_dict(d)
         except ActionpipeError as exc:
             raise UsageError(None, f"{option}: {exc.problem}") from None
     return TrainConfig.from_dict(d, path)
+
+
+def _config_child(node: dict | list, key: str):
+    """``node[key]`` for a section (dict) or a list (``key`` a number in range); None when absent."""
+    if isinstance(node, list):
+        return node[int(key)] if key.isdigit() and int(key) < len(node) else None
+    return node.get(key)
 
 
 def parse_override(text: str) -> tuple[str, Any]:

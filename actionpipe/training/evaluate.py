@@ -9,7 +9,8 @@ Two kinds of data:
   ``file,label[,group][,split]`` relative to the CSV, or a folder with a ``--labels`` CSV;
   :mod:`actionpipe.training.video_dataset`): end to end through :class:`actionpipe.pipeline.classify.Classifier` — pose, pack, model.
   ``pose_cache`` keeps each video's pose file and reuses it, so preprocessing can be compared
-  without re-running the pose model.
+  without re-running the pose model: ``DIR/<precision>/<video>/pose.json``, a folder per pose
+  precision, so models validated at different precisions (their cards' ``pose.precision``) share it.
 
 Clips whose label the model does not know (e.g. ``other``) are left out of the accuracies and
 listed under ``unknown_labels``, with what the model predicted for them. For a card with an
@@ -45,6 +46,7 @@ class Evaluation:
     probabilities: np.ndarray
     open_set_scores: np.ndarray | None = None   # (N,), -inf where there was no answer
     open_set_threshold: float | None = None
+    pose_precision: str | None = None   # end to end: the pose model's precision as it ran
 
     @property
     def rejected(self) -> np.ndarray | None:
@@ -162,16 +164,17 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
     classifier = Classifier(card, device=device, reject=False,
                             **{k: v for k, v in classifier_options.items() if v})
     k = len(card.classes)
+    cache = Path(pose_cache) / classifier.pose.precision if pose_cache else None
     probs = np.zeros((len(rows), k))  # all zero: no answer
     predictions = []
     with console.progress() as bar:
         task = bar.add_task("videos", total=len(rows))
         for i, (video, _) in enumerate(rows):
-            cached = _cached_pose(classifier, Path(pose_cache) / names[i] / "pose.json") if pose_cache else None
+            cached = _cached_pose(classifier, cache / names[i] / "pose.json") if cache else None
             if cached is not None:
                 result = classifier.classify_pose(cached, video)
             else:
-                result = classifier.classify(video, keep_dir=pose_cache, keep_name=names[i])
+                result = classifier.classify(video, keep_dir=cache, keep_name=names[i])
             if result.prediction is not None:
                 probs[i] = result.prediction.probabilities
             else:
@@ -180,7 +183,7 @@ def evaluate_videos(card: ModelCard, labels_csv: str | Path, device: str = "auto
             bar.advance(task)
     labels = [model_label(l, set(card.classes), synonyms) for _, l in rows]
     return Evaluation(card.classes, [str(v) for v, _ in rows], labels, probs,
-                      *_open_set(classifier.predictor, predictions))
+                      *_open_set(classifier.predictor, predictions), pose_precision=classifier.pose.precision)
 
 
 def render_metrics(metrics: dict[str, Any], console_out) -> None:

@@ -67,7 +67,7 @@ def test_classify_fast_gives_the_models_rate_with_half_the_pose_frames(run_cli, 
     assert run_cli("classify", demo_video, "--speed", "warp").exit_code == 2
 
 
-def test_fast_runs_the_pose_in_bf16_where_the_cpu_has_it_unless_a_precision_is_given(monkeypatch):
+def test_the_pose_runs_in_bf16_where_the_cpu_has_it_unless_a_precision_is_given(monkeypatch):
     from actionpipe.pose import openvino as pose_openvino
     from actionpipe.model.cards import DEFAULT_MODEL, find_card
     from actionpipe.pipeline.classify import Classifier
@@ -80,8 +80,10 @@ def test_fast_runs_the_pose_in_bf16_where_the_cpu_has_it_unless_a_precision_is_g
     native = "bf16" if "bf16" in native_precisions() else "fp32"
     assert precision(speed="fast") == native
     assert precision(speed="fast", pose_precision="fp32") == "fp32"
-    assert precision(speed="normal") == "fp32" and precision() == "fp32"
+    # The shipped cards were validated at bf16 (their pose.precision), so normal runs it too.
+    assert card.pose.precision == "bf16" and precision(speed="normal") == native and precision() == native
     assert precision(speed="fast", pose_backend="torch") == "fp32"
-    # A CPU without bf16 units keeps the card's precision.
-    monkeypatch.setattr(pose_openvino, "native_precisions", lambda: frozenset({"fp32"}))
-    assert precision(speed="fast") == "fp32"
+    # A CPU without bf16 units runs fp32 instead (OpenVINO would emulate bf16, slower); int8 stays int8.
+    monkeypatch.setattr(pose_openvino, "native_precisions", lambda: frozenset({"fp32", "int8"}))
+    assert precision(speed="fast") == "fp32" and precision() == "fp32"
+    assert precision(pose_precision="bf16") == "fp32" and precision(pose_precision="int8") == "int8"

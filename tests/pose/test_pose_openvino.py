@@ -21,7 +21,8 @@ from helpers import SHARED
 
 @pytest.fixture(scope="module")
 def backends():
-    return {name: PoseEstimator(imgsz=640, device="cpu", backend=name) for name in ("torch", "openvino")}
+    # fp32 on both: the comparisons below are of the runtimes, not of the precisions.
+    return {name: PoseEstimator(imgsz=640, device="cpu", backend=name, precision="fp32") for name in ("torch", "openvino")}
 
 
 def real_frames(demo_video, ultralytics_assets) -> list[list[np.ndarray]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from actionpipe.core.devices import DEFAULT_POSE_PRECISION
 from actionpipe.model.cards import SHIPPED_MODELS, find_card
 from actionpipe.training.evaluate import evaluate_videos
 from actionpipe.training.footage import answers
@@ -30,9 +31,13 @@ def val_entry(card):
 
 @pytest.mark.parametrize("name", shipped_cards())
 def test_recorded_figures_agree_with_recorded_answers(name):
-    footage = val_entry(find_card(name))["footage"]
+    card = find_card(name)
+    entry = val_entry(card)
+    # The card says the pose precision its val figures were measured at (its own pose.precision).
+    assert entry["pose_precision"] == (card.pose.precision or DEFAULT_POSE_PRECISION)
+    footage = entry["footage"]
     rows = footage["clip_answers"]
-    classes = set(find_card(name).classes)
+    classes = set(card.classes)
     known = [r for r in rows if r["label"] in classes]
     assert footage["top1"]["n"] == len(known) and footage["honest_rate"]["n"] == len(rows)
     assert footage["top1"]["value"] == pytest.approx(np.mean([r["top"] == r["label"] for r in known]), abs=1e-4)

@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from actionpipe.core.devices import DEFAULT_POSE_PRECISION
 from actionpipe.model.cards import DEFAULT_MODEL, SHIPPED_MODELS, ModelCard
+from actionpipe.pose.estimator import runnable_precision
 from actionpipe.training.evaluate import Evaluation
 
 from helpers import shared_path
@@ -126,7 +128,8 @@ def test_eval_on_a_folder_of_videos_with_labels_csv(demo_video, tmp_path, run_cl
     m = json.loads(r.stdout)
     assert m["clips"] == 1 and m["unanswered"] == 0 and m["top1"] in (0.0, 1.0)
     assert [u["label"] for u in m["unknown_labels"]] == ["other"]
-    assert (cache / "a" / "pose.json").is_file() and (cache / "b" / "pose.json").is_file()
+    precision = runnable_precision(DEFAULT_POSE_PRECISION, "openvino")   # the card says none
+    assert (cache / precision / "a" / "pose.json").is_file() and (cache / precision / "b" / "pose.json").is_file()
     # Second run from the cache: same answer without decoding (the videos may even be gone).
     for v in videos.iterdir():
         v.write_bytes(b"")

@@ -26,20 +26,19 @@ def test_eval_runs_the_pose_options_it_is_given(short_clip, tmp_path, run_cli):
                 "--pose-backend", "openvino", "--pose-precision", "fp32", "--speed", "fast")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["clips"] == 1
-    backend = json.loads((cache / short_clip.stem / "pose.json").read_text())["backend"]
+    backend = json.loads((cache / "fp32" / short_clip.stem / "pose.json").read_text())["backend"]
     # OpenVINO at fp32 on every second frame (7.5 fps), interpolated to the model's 15 fps.
     assert backend["name"] == "openvino" and backend["precision"] == "fp32"
     assert backend["interpolated_from_fps"] == 7.5
 
     # A cached pose made with other settings is not reused: the default speed poses every frame again.
-    again = run_cli("eval", "--model", card.directory, "--dataset", short_clip.parent, "--labels", labels,
-                    "--pose-cache", cache, "--imgsz", "320", "--fps", "15", "--device", "cpu", "--json")
+    fp32 = ("--pose-cache", cache, "--imgsz", "320", "--fps", "15", "--device", "cpu", "--json", "--pose-precision", "fp32")
+    again = run_cli("eval", "--model", card.directory, "--dataset", short_clip.parent, "--labels", labels, *fp32)
     assert again.exit_code == 0, again.stderr
     assert "made with other pose settings" in again.stderr
-    assert "interpolated_from_fps" not in json.loads((cache / short_clip.stem / "pose.json").read_text())["backend"]
+    assert "interpolated_from_fps" not in json.loads((cache / "fp32" / short_clip.stem / "pose.json").read_text())["backend"]
     # ... and one made with the same settings is.
-    third = run_cli("eval", "--model", card.directory, "--dataset", short_clip.parent, "--labels", labels,
-                    "--pose-cache", cache, "--imgsz", "320", "--fps", "15", "--device", "cpu", "--json")
+    third = run_cli("eval", "--model", card.directory, "--dataset", short_clip.parent, "--labels", labels, *fp32)
     assert third.exit_code == 0, third.stderr
     assert "made with other pose settings" not in third.stderr
     assert json.loads(third.stdout)["top1"] == json.loads(again.stdout)["top1"]

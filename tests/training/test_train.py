@@ -9,7 +9,7 @@ import torch
 
 from actionpipe.training.augment import (AugmentConfig, augment, cut_below, drop_joints, estimator_confidence, flip,
                                         random_affine)
-from actionpipe.core.errors import ActionpipeError
+from actionpipe.core.errors import ActionpipeError, UsageError
 from actionpipe.pose.layouts import COCO17
 from actionpipe.training.config import load_config
 
@@ -138,6 +138,18 @@ def test_validation_split_says_when_a_class_cannot_give_any_clip(capsys):
     train, val = split_validation(clips, 0.2, seed=0)
     assert [c.label for c in val] == ["b"] and len(train) == 9
     assert "class 'a': all 5 clips are one group" in capsys.readouterr().err
+
+
+def test_an_override_indexes_a_list_of_datasets(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"datasets": [{"dataset": "poses:a.csv", "align": {"hip_width": 0.8}},
+                                             {"dataset": "poses:b.csv", "weight": 8.0}]}))
+    cfg = load_config(path, {"datasets.1.weight": 2.0, "datasets.0.align": None})
+    assert [(s.dataset, s.weight, s.align) for s in cfg.sources] == [("poses:a.csv", 1.0, None), ("poses:b.csv", 2.0, None)]
+    with pytest.raises(UsageError, match="--set datasets.2.weight: no item 2 in a list of 2"):
+        load_config(path, {"datasets.2.weight": 1.0})
+    with pytest.raises(UsageError, match="--set datasets.1.weight: config datasets\\[1\\]: weight must be a positive number"):
+        load_config(path, {"datasets.1.weight": 0})
 
 
 def test_config_overrides_and_typos(tmp_path):
