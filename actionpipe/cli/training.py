@@ -21,7 +21,7 @@ from actionpipe.cli.options import (BATCH, COUNT, FPS, IMGSZ, POSITIVE, PROBABIL
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory: card.json + weights.pt (the model), checkpoint.pt, log.jsonl, config.json.")
 @click.option("--dataset", help="videos:DIR (one folder per class), videos:LABELS.csv (file,label[,group][,split]), "
-                                "penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, urfd:DIR, msr:DIR, kinetics:DIR or poses:LABELS.csv "
+                                "penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, urfd:DIR, msr:DIR, utk:DIR, kinetics:DIR or poses:LABELS.csv "
                                 "(replaces the config's datasets).")
 @click.option("--from", "source", metavar="MODEL",
               help="Fine-tune this model (card name or folder): its preprocessing, backbone and pose settings, "
@@ -75,7 +75,7 @@ def train_cmd(config_path, run_dir, dataset, source, freeze, pose_cache, labels,
 @click.command("eval")
 @model_option
 @click.option("--dataset", required=True,
-              help="penn:DIR, utd:DIR[@YAW], jhmdb:DIR/splitK.npz, urfd:DIR, msr:DIR, kinetics:DIR, poses:LABELS.csv "
+              help="penn:DIR, utd:DIR[@YAW], jhmdb:DIR/splitK.npz, urfd:DIR, msr:DIR, utk:DIR, kinetics:DIR, poses:LABELS.csv "
                    "(skeletons) or "
                    "videos:DIR (one folder per class), "
                    "videos:LABELS.csv / a video folder with --labels (end to end: pose, pack, model).")
@@ -184,7 +184,7 @@ def read_synonyms(path: str | None) -> dict[str, str] | None:
 
 @click.command("calibrate")
 @click.option("--model", required=True, help="Model directory (or card name) whose card.json is updated.")
-@click.option("--dataset", help="Its training data: penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, urfd:DIR, msr:DIR, kinetics:DIR, "
+@click.option("--dataset", help="Its training data: penn:DIR, utd:DIR, jhmdb:DIR/splitK.npz, urfd:DIR, msr:DIR, utk:DIR, kinetics:DIR, "
                                 "poses:LABELS.csv or videos:DIR. Default: the datasets named in the card's "
                                 "training config.")
 @click.option("--method", default=LibraryDefault("training.calibrate:DEFAULT_METHOD"), show_default=True,

@@ -14,7 +14,7 @@ from typing import Any
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.core.fileio import is_number
 
-DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "urfd", "msr", "videos")
+DATASET_KINDS = ("penn", "kinetics", "poses", "utd", "jhmdb", "urfd", "msr", "utk", "videos")
 OTHER_LABEL = "other"          # clips of no class of the model (negatives; eval's unknown clips)
 LABEL_MAP_KEYS = ("rename", "exclude", "negatives", "weights")
 

@@ -308,6 +308,8 @@ DATA_SOURCES = {
             "poses by AlphaPose; free for research",
     "msr": "MSR Action3D (Wanqing Li, Zhengyou Zhang, Zicheng Liu: \"Action recognition based on a bag of 3D "
            "points\", CVPR Workshops 2010); Kinect skeletons in depth-image pixels; research use",
+    "utk": "UTKinect-Action3D (Lu Xia, Chia-Chih Chen, J. K. Aggarwal: \"View invariant human action recognition "
+           "using histograms of 3D joints\", CVPR Workshops 2012); Kinect skeletons; research use",
 }
 
 
@@ -352,6 +354,9 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
     elif kind == "msr":
         from actionpipe.training.msr_action3d import load_msr_action3d
         clips = load_msr_action3d(path, split)
+    elif kind == "utk":
+        from actionpipe.training.utkinect import load_utkinect
+        clips = load_utkinect(path, split)
     elif kind == "kinetics":
         clips = datasets.load_kinetics_skeleton(path, labels)
         clips = [c for c in clips if split is None or c.split in (split, None)]

@@ -1,4 +1,4 @@
-"""UTD-MHAD, JHMDB and MSR Action3D readers (joint mapping checked geometrically), virtual cameras, the label map,
+"""UTD-MHAD, JHMDB, MSR Action3D and UTKinect-Action3D readers (joint mapping checked geometrically), virtual cameras, the label map,
 weighted multi-dataset sampling, outlier exposure and a short multi-dataset training run."""
 from __future__ import annotations
 
@@ -105,6 +105,28 @@ def test_msr_action3d_reader_cross_subject_and_facing_the_camera():
         facing.append(((kp[:, LS, 0] > kp[:, RS, 0]) & (kp[:, LH, 0] > kp[:, RH, 0]))[both])
         upright.append(kp[0, 0, 1] < kp[0, LS, 1])
     assert np.concatenate(facing).mean() > 0.95 and np.mean(upright) > 0.95
+
+
+def test_utkinect_reader_segments_resampled_cross_subject_and_facing_the_camera():
+    root = shared_path("datasets", "utkinect_action3d")
+    train, info = load_dataset(f"utk:{root}", "train")
+    test, _ = load_dataset(f"utk:{root}", "test")
+    assert len(train) + len(test) == 199 and "UTKinect" in info["source"]   # s10 carry is NaN NaN
+    assert {int(c.group.split("-s")[1].split("-")[0]) % 2 for c in train} == {1}
+    assert {int(c.group.split("-s")[1].split("-")[0]) % 2 for c in test} == {0}
+    assert len({c.label for c in train}) == 10 and {"sit_down", "pick_up", "wave_hands"} <= {c.label for c in train}
+    # s01_e01 walk is frame ids 252..390 of a 30 fps count: 4.6 s, 70 frames at 15 fps.
+    walk = next(c for c in train if c.name == "s01_e01_walk")
+    assert walk.fps == 15.0 and walk.keypoints.shape[1] == 70 and walk.points3d is not None
+    facing = []
+    for clip in train + test:
+        kp = clip.keypoints[0]
+        assert not kp[:, 1:5].any() and (kp[:, [0, 5, 6, 11, 12, 15, 16], 2] == 1).all()
+        facing.append((kp[:, LS, 0] > kp[:, RS, 0]) & (kp[:, LH, 0] > kp[:, RH, 0]) & (kp[:, 0, 1] < kp[:, LS, 1]))
+    # The person's left on the image's right, the head above the shoulders: the sensor faces them.
+    assert np.concatenate(facing).mean() > 0.95
+    with pytest.raises(ActionpipeError, match="no UTKinect-Action3D joints/actionLabel_modified.txt"):
+        load_dataset(f"utk:{root / 'README.md'}", "train")
 
 
 def test_label_map_merges_leaves_out_and_marks_negatives(utd_train):
