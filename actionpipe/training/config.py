@@ -365,6 +365,7 @@ def load_dataset(dataset: str, split: str | None, labels: str | None = None, spe
         clips = [c for c in clips if split is None or c.split == split or (split == "train" and c.split is None)]
     for clip in clips:
         clip.origin = f"{kind}:{clip.label}"
+    clips = datasets.drop_off_frame(clips, dataset)
     clips = [align_clip(c, align) for c in apply_label_map(clips, kind, label_map)]
     if not clips:
         raise ActionpipeError(path, f"no clips{' in split ' + split if split else ''}")

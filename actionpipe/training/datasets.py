@@ -123,6 +123,29 @@ def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[lis
     return train, val
 
 
+# A seen joint further than this many frame sizes outside its frame is a broken value, not a position.
+FRAME_MARGIN = 1.0
+
+
+def drop_off_frame(clips: list[Clip], where) -> list[Clip]:
+    """``clips`` without those holding a seen joint far outside the frame (:data:`FRAME_MARGIN`),
+    each left out with a warning naming it: one broken coordinate, such as a sensor's overflow
+    value, would swamp training's input normalisation (the data batch norm's statistics)."""
+    kept = []
+    for clip in clips:
+        kp = clip.keypoints
+        seen = kp[..., 2] > 0
+        x, y = kp[..., 0][seen], kp[..., 1][seen]
+        off = ((x < -FRAME_MARGIN * clip.width) | (x > (1 + FRAME_MARGIN) * clip.width)
+               | (y < -FRAME_MARGIN * clip.height) | (y > (1 + FRAME_MARGIN) * clip.height))
+        if off.any():
+            console.warn(f"{where}: clip {clip.name}: {int(off.sum())} joint position(s) far outside its "
+                         f"{clip.width}×{clip.height} frame (e.g. {x[off][0]:.4g}, {y[off][0]:.4g}); left out")
+            continue
+        kept.append(clip)
+    return kept
+
+
 def check_split(split: str | None) -> None:
     if split is not None and split not in SPLITS:
         raise ActionpipeError(None, f"unknown split {split!r} (expected {' or '.join(SPLITS)})")

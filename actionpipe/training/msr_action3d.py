@@ -5,7 +5,8 @@ the 320×240 depth image (a true 2-D projection), 15 fps, one person facing the 
 joints exist (the head stands in for the nose; no eyes or ears: the cards mask them). The file's
 "L" joints have the smaller u, i.e. they sit where a camera facing the person sees its *right*
 side, so they map to COCO's ``right_*`` (a mirrored sensor only swaps handedness, which training's
-flips cover anyway). A joint of confidence 0 is missing; ``(0, 1)`` is kept as the dataset's
+flips cover anyway). A joint of confidence 0 is missing, and so is one off the 320×240 image (a few
+files hold the sensor's overflow value 2**31 − 1); ``(0, 1)`` is kept as the dataset's
 (tracked-but-inferred) confidence. Cross-subject split of the literature: odd subjects train, even test.
 """
 from __future__ import annotations
@@ -60,6 +61,11 @@ def load_clip(path: str | Path) -> Clip:
     for joint, row in MSR_TO_COCO17.items():
         conf = np.clip(frames[:, row, 3], 0.0, 1.0)
         keypoints[0, :, COCO17.index(joint)] = np.stack([frames[:, row, 0], frames[:, row, 1], conf], -1)
+    # Some files hold sensor overflow values (v = 2**31 - 1) for joints it lost: off the depth image
+    # is missing, as a pose model never reports a joint far outside its frame.
+    xy = keypoints[..., :2]
+    off_image = (xy[..., 0] < 0) | (xy[..., 0] > WIDTH) | (xy[..., 1] < 0) | (xy[..., 1] > HEIGHT)
+    keypoints[off_image] = 0.0
     keypoints[keypoints[..., 2] == 0] = 0.0
     return Clip(path.stem.removesuffix("_skeleton"), ACTIONS[action - 1], keypoints, COCO17.name, WIDTH, HEIGHT,
                 FPS, split=subject_split(path.name), label_index=action - 1, track_ids=np.array([1]),

@@ -105,6 +105,23 @@ def test_msr_action3d_reader_cross_subject_and_facing_the_camera():
         facing.append(((kp[:, LS, 0] > kp[:, RS, 0]) & (kp[:, LH, 0] > kp[:, RH, 0]))[both])
         upright.append(kp[0, 0, 1] < kp[0, LS, 1])
     assert np.concatenate(facing).mean() > 0.95 and np.mean(upright) > 0.95
+    # a06_s03_e03 holds the sensor's overflow value (v = 2**31 - 1) for lost joints: missing, not a position.
+    broken = next(c for c in train if c.name == "a06_s03_e03").keypoints[0]
+    assert broken[..., 1].max() <= 240 and (broken[..., 2] == 0).any()
+
+
+def test_a_clip_with_a_joint_far_off_its_frame_is_left_out_with_a_warning(capsys):
+    from actionpipe.training.datasets import Clip, drop_off_frame
+
+    kp = np.zeros((1, 8, 17, 3), np.float32)
+    kp[..., :2], kp[..., 2] = 100.0, 1.0
+    good = Clip("good", "a", kp, "coco17", 320, 240, 15.0)
+    edge = Clip("edge", "a", kp + np.array([250.0, 200.0, 0.0], np.float32), "coco17", 320, 240, 15.0)  # just off
+    bad_kp = kp.copy()
+    bad_kp[0, 3, 5, 1] = 2.0 ** 31 - 1
+    bad = Clip("bad", "a", bad_kp, "coco17", 320, 240, 15.0)
+    assert [c.name for c in drop_off_frame([good, edge, bad], "msr:X")] == ["good", "edge"]
+    assert "msr:X: clip bad: 1 joint position(s) far outside its 320×240 frame" in capsys.readouterr().err
 
 
 def test_utkinect_reader_segments_resampled_cross_subject_and_facing_the_camera():
