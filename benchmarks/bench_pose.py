@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from actionpipe.core import console
-from actionpipe.core.devices import POSE_PRECISIONS, cpu_threads
-from actionpipe.pose.estimator import PoseEstimator
+from actionpipe.core.devices import DEFAULT_POSE_PRECISION, POSE_PRECISIONS, cpu_threads
+from actionpipe.pose.estimator import PoseEstimator, runnable_precision
 from actionpipe.video.reader import read_frames
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +66,8 @@ def main() -> None:
                 print(f"{f'pose imgsz {imgsz} batch {batch} {name}':<38}{len(frames):>8}"
                       f"{rate(len(frames), seconds)}{best['torch'] / seconds:>8.2f}x"
                       + (f"{fp32 / seconds:>8.2f}x" if fp32 and name.startswith("openvino") else ""))
-        est = variants.get("openvino fp32", variants["torch"])   # the card's default precision
+        # The default precision, as the pose stage runs it on this CPU (bf16 where it is native).
+        est = variants.get(f"openvino {runnable_precision(DEFAULT_POSE_PRECISION, 'openvino')}", variants["torch"])
         t0 = time.perf_counter()
         pose = est.estimate_path(args.video)
         print(f"{f'end-to-end imgsz {imgsz} batch 8':<38}{pose.num_frames:>8}"
