@@ -28,7 +28,10 @@ from actionpipe.core.errors import ActionpipeError
 @contextlib.contextmanager
 def _terminate_cleanly():
     """SIGTERM (a plain ``kill``) unwinds like an error, so temporary outputs are removed."""
+    received = []
+
     def terminate(signum, frame):
+        received.append(signum)
         raise SystemExit(128 + signum)
 
     try:
@@ -38,6 +41,11 @@ def _terminate_cleanly():
         return
     try:
         yield
+    except BaseException:
+        # The SystemExit raised inside an extension's import (openvino's) comes out as another error.
+        if received:
+            raise SystemExit(128 + received[0]) from None
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 

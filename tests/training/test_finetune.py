@@ -62,7 +62,7 @@ def test_head_transfer_keeps_shared_class_rows_and_the_whole_backbone():
     assert not any(torch.allclose(row, old) for row in new_rows for old in original["fcn.weight"].flatten(1))
     # The settings came from the source: what the copied weights were trained on.
     assert cfg.preprocessing == find_card("penn-action-stgcn").to_dict()["preprocessing"]
-    assert cfg.card["pose"] == {"imgsz": 640} and cfg.optim.schedule == "cosine"
+    assert cfg.card["pose"] == {"imgsz": 640, "precision": "fp32"} and cfg.optim.schedule == "cosine"
 
 
 def test_frozen_blocks_do_not_move_while_the_rest_learns():
@@ -179,7 +179,7 @@ def test_train_from_a_model_on_own_videos_then_classify_eval_calibrate(own_video
     assert "broken.mp4" in r.stderr and "1 of 7 videos skipped" in r.stderr
     assert "class 'walk': only 1 clip, too few to validate" in r.stderr
     card = find_card(run)
-    assert card.classes == ["deadlift", "squat", "walk"] and card.pose_settings() == {"fps": 15, "imgsz": 640}
+    assert card.classes == ["deadlift", "squat", "walk"] and card.pose_settings() == {"fps": 15, "imgsz": 640, "precision": "fp32"}
     data = card.to_dict()["data"]
     assert data["posed"] == 6 and data["from_cache"] == 0 and data["finetuned_from"]["classes_kept"] == ["squat"]
     assert data["validation_clips"] >= 2 and card.to_dict()["training"]["config"]["finetune"]["freeze_blocks"] == 2
