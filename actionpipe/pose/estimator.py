@@ -22,6 +22,7 @@ A notebook or the ``classify`` pipeline loads the model once and reuses it::
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import itertools
 import os
@@ -147,10 +148,16 @@ class PoseEstimator:
         self.weights_sha256 = verify_weights(self.weights, weights_sha256)
         self.device = resolve_device(device)
         self.pose_backend = resolve_pose_backend(backend, self.device)
-        self.precision = runnable_precision(precision, self.pose_backend)
+        self._precision_asked = precision
         self.imgsz, self.conf, self.batch = model_imgsz(imgsz), conf, batch
         self.max_people, self.max_gap_s = max_people, max_gap_s
         self._model = None
+
+    @functools.cached_property
+    def precision(self) -> str:
+        """The precision the model runs at (:func:`runnable_precision`); asked of OpenVINO on first
+        use, so constructing an estimator imports nothing more."""
+        return runnable_precision(self._precision_asked, self.pose_backend)
 
     @property
     def model(self):

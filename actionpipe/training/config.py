@@ -238,16 +238,16 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     for key, value in overrides.items():
         node, option = d, (flags or {}).get(key, f"--set {key}")
         *parents, leaf = key.split(".")
-        for depth, p in enumerate(parents + [leaf]):   # a number indexes a list: datasets.5.weight
-            if isinstance(node, list) and _config_child(node, p) is None:
-                raise UsageError(None, f"{option}: no item {p} in a list of {len(node)}")
-            if depth == len(parents):
-                break
-            child = _config_child(node, p)
+        for p in parents:   # a number indexes a list: datasets.5.weight
+            child = _config_child(node, p, option)
             if not isinstance(child, (dict, list)):
                 raise UsageError(None, f"{option}: {p!r} is not a config section")
             node = child
-        node[int(leaf) if isinstance(node, list) else leaf] = value
+        if isinstance(node, list):
+            _config_child(node, leaf, option)   # the item must exist
+            node[int(leaf)] = value
+        else:
+            node[leaf] = value
         try:   # each override checked as it lands, so the message names the option, not the file
             TrainConfig.from_dict(d)
         except ActionpipeError as exc:
@@ -255,11 +255,14 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     return TrainConfig.from_dict(d, path)
 
 
-def _config_child(node: dict | list, key: str):
-    """``node[key]`` for a section (dict) or a list (``key`` a number in range); None when absent."""
-    if isinstance(node, list):
-        return node[int(key)] if key.isdigit() and int(key) < len(node) else None
-    return node.get(key)
+def _config_child(node: dict | list, key: str, option: str):
+    """``node[key]`` of a section (None when absent), or of a list (``key`` a number in range, else a
+    usage error naming ``option``)."""
+    if not isinstance(node, list):
+        return node.get(key)
+    if not (key.isdigit() and int(key) < len(node)):
+        raise UsageError(None, f"{option}: no item {key} in a list of {len(node)}")
+    return node[int(key)]
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -146,6 +146,11 @@ def drop_off_frame(clips: list[Clip], where) -> list[Clip]:
     return kept
 
 
+def odd_subject_split(subject: int) -> str:
+    """The cross-subject split of the Kinect sets (MSR Action3D, UTKinect): odd subjects train, even test."""
+    return "train" if subject % 2 else "test"
+
+
 def check_split(split: str | None) -> None:
     if split is not None and split not in SPLITS:
         raise ActionpipeError(None, f"unknown split {split!r} (expected {' or '.join(SPLITS)})")

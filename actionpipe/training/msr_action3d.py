@@ -18,7 +18,7 @@ import numpy as np
 
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.pose.layouts import COCO17
-from actionpipe.training.datasets import Clip, check_split, each_with_progress
+from actionpipe.training.datasets import Clip, check_split, each_with_progress, odd_subject_split
 
 FPS = 15.0
 WIDTH, HEIGHT = 320, 240
@@ -36,7 +36,7 @@ _NAME = re.compile(r"a(\d+)_s(\d+)_e(\d+)_skeleton\.txt$")
 
 def subject_split(name: str) -> str:
     """The cross-subject split of a skeleton file (by its name): odd subjects train, even test."""
-    return "train" if int(_NAME.search(name).group(2)) % 2 else "test"
+    return odd_subject_split(int(_NAME.search(name).group(2)))
 
 
 def load_clip(path: str | Path) -> Clip:

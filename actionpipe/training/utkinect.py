@@ -22,7 +22,8 @@ import numpy as np
 
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.pose.layouts import COCO17
-from actionpipe.training.datasets import Clip, check_split
+from actionpipe.training.datasets import Clip, check_split, odd_subject_split
+from actionpipe.training.utd_mhad import KINECT_TO_COCO17 as UTD_KINECT_TO_COCO17
 from actionpipe.training.virtual_camera import IMAGE_HEIGHT, IMAGE_WIDTH, project
 
 ID_RATE = 30.0   # frame ids per second
@@ -31,16 +32,11 @@ LABEL_FILE = "actionLabel_modified.txt"
 # The dataset's action names (actionLabel.txt), as short labels; a training label map renames them.
 ACTIONS = {"walk": "walk", "sitDown": "sit_down", "standUp": "stand_up", "pickUp": "pick_up", "carry": "carry",
            "throw": "throw", "push": "push", "pull": "pull", "waveHands": "wave_hands", "clapHands": "clap_hands"}
-# COCO-17 joint <- Kinect SDK v1 joint (0-based; the README's order); "left" is the person's own left.
-KINECT_TO_COCO17 = {"nose": 3, "left_shoulder": 4, "left_elbow": 5, "left_wrist": 6, "right_shoulder": 8,
-                    "right_elbow": 9, "right_wrist": 10, "left_hip": 12, "left_knee": 13, "left_ankle": 14,
-                    "right_hip": 16, "right_knee": 17, "right_ankle": 18}
+# COCO-17 joint <- Kinect SDK v1 joint (0-based; the README's order): UTD-MHAD's order but for the
+# first four joints (hip centre, spine, shoulder centre, head), so only the head moves.
+KINECT_TO_COCO17 = {**UTD_KINECT_TO_COCO17, "nose": 3}
+_SLOTS = [COCO17.index(joint) for joint in KINECT_TO_COCO17]
 _SEQUENCE = re.compile(r"s(\d+)_e(\d+)$")
-
-
-def subject_split(subject: int) -> str:
-    """The cross-subject split: odd subjects train, even test."""
-    return "train" if subject % 2 else "test"
 
 
 def read_segments(path: Path) -> dict[str, list[tuple[str, int, int]]]:
@@ -86,16 +82,14 @@ def segment_clip(name: str, action: str, ids: np.ndarray, joints: np.ndarray, st
     if inside.sum() < 2:
         return None
     times = np.arange(max(start, ids[inside][0]), min(end, ids[inside][-1]) + 1e-9, ID_RATE / FPS)
-    coco = [KINECT_TO_COCO17[j] for j in COCO17.joints if j in KINECT_TO_COCO17]
-    slots = [COCO17.index(j) for j in COCO17.joints if j in KINECT_TO_COCO17]
     points = np.zeros((1, len(times), COCO17.num_joints, 3), dtype=np.float32)
-    for slot, kinect in zip(slots, coco):
+    for slot, kinect in zip(_SLOTS, KINECT_TO_COCO17.values()):
         for axis in range(3):
             points[0, :, slot, axis] = np.interp(times, ids, joints[:, kinect, axis])
     present = np.zeros(points.shape[:3], dtype=bool)
-    present[..., slots] = True
+    present[..., _SLOTS] = True
     return Clip(name, ACTIONS[action], project(points, present), COCO17.name, IMAGE_WIDTH, IMAGE_HEIGHT, FPS,
-                split=subject_split(subject), label_index=list(ACTIONS).index(action), track_ids=np.array([1]),
+                split=odd_subject_split(subject), label_index=list(ACTIONS).index(action), track_ids=np.array([1]),
                 path=str(path), group=f"utk-s{subject}-{ACTIONS[action]}", points3d=points, present3d=present)
 
 
@@ -111,7 +105,7 @@ def load_utkinect(root: str | Path, split: str | None = None) -> list[Clip]:
     clips = []
     for sequence, segments in read_segments(labels).items():
         subject = int(_SEQUENCE.match(sequence).group(1))
-        if split is not None and subject_split(subject) != split:
+        if split is not None and odd_subject_split(subject) != split:
             continue
         path = folder / f"joints_{sequence}.txt"
         if not path.is_file():
