@@ -38,7 +38,8 @@ from actionpipe.cli.options import (BATCH, COUNT, FPS, IMGSZ, POSITIVE, PROBABIL
 @click.option("--name", help="Model name written to the card.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, JSON value: --set augment.rotation=15 --set optim.ema=0.99; "
-                   "a number indexes a list: --set datasets.5.weight=2 --set datasets.0.align=null")
+                   "a number indexes a list (the next number adds an item): --set datasets.5.weight=2 "
+                   "--set datasets.0.align=null")
 @click.option("--resume", is_flag=True, help="Continue the run in -o from its last checkpoint.")
 @click.option("--stop-after", type=COUNT, help="Stop after this many epochs (continue later with --resume).")
 @device_option

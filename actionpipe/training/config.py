@@ -243,7 +243,9 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             if not isinstance(child, (dict, list)):
                 raise UsageError(None, f"{option}: {p!r} is not a config section")
             node = child
-        if isinstance(node, list):
+        if isinstance(node, list) and leaf == str(len(node)):   # the next index adds an item
+            node.append(value)
+        elif isinstance(node, list):
             _config_child(node, leaf, option)   # the item must exist
             node[int(leaf)] = value
         else:

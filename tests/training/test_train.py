@@ -148,6 +148,10 @@ def test_an_override_indexes_a_list_of_datasets(tmp_path):
     assert [(s.dataset, s.weight, s.align) for s in cfg.sources] == [("poses:a.csv", 1.0, None), ("poses:b.csv", 2.0, None)]
     with pytest.raises(UsageError, match="--set datasets.2.weight: no item 2 in a list of 2"):
         load_config(path, {"datasets.2.weight": 1.0})
+    added = load_config(path, {"datasets.2": {"dataset": "poses:c.csv", "weight": 3.0}})
+    assert [(s.dataset, s.weight) for s in added.sources][2] == ("poses:c.csv", 3.0)
+    with pytest.raises(UsageError, match="--set datasets.3: no item 3 in a list of 2"):
+        load_config(path, {"datasets.3": {"dataset": "poses:c.csv"}})
     with pytest.raises(UsageError, match="--set datasets.1.weight: config datasets\\[1\\]: weight must be a positive number"):
         load_config(path, {"datasets.1.weight": 0})
 
