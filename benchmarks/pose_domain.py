@@ -20,7 +20,7 @@ Real: the pose files of ``realclips`` train (``--poses DIR``, the training pose 
 through the training augmentation of ``--config`` (seeded), with the recipe's joint alignment
 (``--raw``: without it, to measure the factors). Usage::
 
-    python benchmarks/pose_domain.py --poses ~/.cache/actionpipe/poses --config models/footage-stgcn/config.json
+    python benchmarks/pose_domain.py --poses ~/.cache/actionpipe/poses --config benchmarks/recipes/footage-stgcn.json
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def simulated_stats(cfg, source, aligned: bool, seed: int = 0, limit: int = 300)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--poses", required=True, type=Path, help="folder of pose files of real clips")
-    parser.add_argument("--config", default="models/footage-stgcn/config.json")
+    parser.add_argument("--config", default="benchmarks/recipes/footage-stgcn.json")
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
     parser.add_argument("--raw", action="store_true",
                         help="without the recipe's joint alignment (to measure the factors it needs)")
