@@ -11,7 +11,9 @@ A calibrated card (``actionpipe calibrate``, see :mod:`actionpipe.model.openset`
 window probabilities are ``softmax(logits / T)``, a sample's are its combined uncalibrated window
 probabilities tempered the same way (so calibration never changes its class) — and an open-set rule: each sample's
 ``open_set_score`` (from its window features / logits; higher = more like the training data) and
-whether it is ``rejected`` (score below the card's threshold; never when ``reject=False``).
+whether it is ``rejected`` (score below the card's threshold; never when ``reject=False``). A card
+with the background class (:data:`~actionpipe.model.openset.BACKGROUND_CLASS`) rejects the samples
+that class tops, calibrated or not.
 
 Scores file (JSON, ``format_version`` 2; version 1, whose window ``end_s`` was the time of the
 window's last frame, is still read)::
@@ -40,7 +42,7 @@ from actionpipe.core.errors import ActionpipeError, about
 from actionpipe.core.fields import distinct
 from actionpipe.core.fileio import check_keys, is_number, read_json
 from actionpipe.pose.layouts import get_layout
-from actionpipe.model.openset import OpenSet, softmax, temper
+from actionpipe.model.openset import OpenSet, background_top, softmax, temper
 from actionpipe.skeleton.pack import Sample, fit_length
 
 FORMAT = "actionpipe.scores"
@@ -291,13 +293,17 @@ class Predictor:
                       self.temperature).astype(np.float32)
 
     def judge(self, predictions: list[Prediction]) -> list[Prediction]:
-        """The card's open-set score of each prediction, and whether it is rejected."""
-        if self.open_set is None or not predictions:
+        """The card's open-set score of each prediction, and whether it is rejected: below the
+        threshold, or its top class the background class (:func:`~actionpipe.model.openset.background_top`)."""
+        if not predictions:
             return predictions
+        background = background_top(self.card.classes, np.stack([p.probabilities for p in predictions]))
+        if self.open_set is None:
+            return [replace(p, rejected=bool(self.reject and b)) for p, b in zip(predictions, background)]
         scores = self.open_set.score(np.stack([p.features for p in predictions]),
                                      [p.window_logits for p in predictions], self.temperature)
-        return [replace(p, open_set_score=float(s), rejected=bool(self.reject and s < self.open_set.threshold))
-                for p, s in zip(predictions, scores)]
+        return [replace(p, open_set_score=float(s), rejected=bool(self.reject and (s < self.open_set.threshold or b)))
+                for p, s, b in zip(predictions, scores, background)]
 
 
 def scores_document(card: ModelCard, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -309,8 +315,9 @@ def scores_document(card: ModelCard, items: list[dict[str, Any]]) -> dict[str, A
 
 def prediction_item(source: str, pred: Prediction, aggregate: str | None = None) -> dict[str, Any]:
     """A scores file's item; ``aggregate`` ``max`` is recorded (its probabilities do not sum to 1)."""
-    opened = {} if pred.open_set_score is None else {"open_set_score": round(pred.open_set_score, 4),
-                                                     "rejected": pred.rejected}
+    opened = {} if pred.open_set_score is None else {"open_set_score": round(pred.open_set_score, 4)}
+    if pred.open_set_score is not None or pred.rejected:   # a background answer is rejected without a score
+        opened["rejected"] = pred.rejected
     return {"source": source,
             "probabilities": [round(float(p), 6) for p in pred.probabilities],
             **({"aggregate": "max"} if aggregate == "max" else {}), **opened,

@@ -15,6 +15,10 @@ windows' uncalibrated probabilities combined first, then tempered the same way (
 renormalised: :func:`temper`), so calibration never changes which class a clip gets — averaging
 sharpened windows could. ``T`` minimises the negative log-likelihood on held-out clips.
 
+Background class: a model with a class named :data:`BACKGROUND_CLASS` (trained on real clips of none
+of its actions: a label map renames them to it) answers ``unknown`` where that class comes top, with or
+without an open-set rule (:func:`background_top`).
+
 Card sections written by ``actionpipe calibrate`` (see :mod:`actionpipe.training.calibrate`)::
 
     "calibration": {"temperature": 1.7, "ece_before": 0.08, "ece_after": 0.02, "fitted_on": "..."},
@@ -34,8 +38,18 @@ import numpy as np
 from actionpipe.core.errors import ActionpipeError
 
 METHODS = ("mahalanobis", "energy", "msp")
+BACKGROUND_CLASS = "no_action"   # a trained class of "none of the model's actions": its answer is unknown
 DEFAULT_SHRINKAGE = 0.1
 ECE_BINS = 15
+
+
+def background_top(classes: Sequence[str], probabilities: np.ndarray) -> np.ndarray:
+    """(N,) bool: the rows of ``probabilities`` (N, K) whose top class is :data:`BACKGROUND_CLASS`
+    (all False for a model without one; a row of zeros, no answer, is never background)."""
+    p = np.asarray(probabilities).reshape(len(probabilities), -1)
+    if BACKGROUND_CLASS not in classes or not len(p):
+        return np.zeros(len(p), bool)
+    return (p.argmax(1) == list(classes).index(BACKGROUND_CLASS)) & (p.sum(1) > 0)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -50,10 +50,13 @@ class Evaluation:
 
     @property
     def rejected(self) -> np.ndarray | None:
-        """(N,) bool: the clips the card's open-set rule answers ``unknown`` (None without a rule)."""
+        """(N,) bool: the clips the card's open-set rule answers ``unknown``, below the threshold or
+        with the background class on top (None for a model with neither)."""
+        from actionpipe.model.openset import BACKGROUND_CLASS, background_top
+
         if self.open_set_scores is None:
-            return None
-        return self.open_set_scores < self.open_set_threshold
+            return background_top(self.classes, self.probabilities) if BACKGROUND_CLASS in self.classes else None
+        return (self.open_set_scores < self.open_set_threshold) | background_top(self.classes, self.probabilities)
 
     def metrics(self) -> dict[str, Any]:
         """top1, top5, per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""

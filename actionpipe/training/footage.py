@@ -2,8 +2,8 @@
 clips (the right class, or ``unknown`` where the model has none), per class, the confusion, 95 %
 bootstrap intervals, and a paired comparison of two models on the same clips.
 
-An *answer* is the model's top class, or ``unknown`` where the open-set rule rejects the clip (or no
-person was found). A clip is *honest* when its answer is its label (a model class) or ``unknown``
+An *answer* is the model's top class, or ``unknown`` where the open-set rule rejects the clip (below
+its threshold, or the background class on top) or no person was found. A clip is *honest* when its answer is its label (a model class) or ``unknown``
 (a label the model lacks: ``other``, ``plank``, ...).
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+
+from actionpipe.model.openset import BACKGROUND_CLASS, background_top
 
 UNKNOWN = "unknown"
 RESAMPLES = 2000     # bootstrap resamples: the 95 % interval's ends move by < 1 point between seeds
@@ -28,7 +30,9 @@ def answers(evaluation) -> list[str]:
 def clip_table(evaluation) -> list[dict[str, Any]]:
     """Per clip: name, label, answer, top class and its probability, and
     whether the top class is right (``right``: known clips only) and the answer honest."""
-    classes = set(evaluation.classes)   # labels come named as the model names them (evaluate_videos)
+    # Labels come named as the model names them (evaluate_videos); a clip its label map sends to the
+    # background class is a clip of no model class.
+    classes = set(evaluation.classes) - {BACKGROUND_CLASS}
     rows = []
     for name, label, answer, p in zip(evaluation.names, evaluation.labels, answers(evaluation),
                                       evaluation.probabilities):
@@ -96,16 +100,16 @@ def operating_curve(evaluation, rows: list[dict[str, Any]] | None = None) -> lis
     rows = rows or clip_table(evaluation)
     top_right = np.array([r["top"] == r["label"] for r in rows])
     no_class = np.array([not r["known"] for r in rows])   # honest when not answered
-    has_pose = np.isfinite(scores)
+    answerable = np.isfinite(scores) & ~background_top(evaluation.classes, evaluation.probabilities)
 
     def point(threshold: float, chosen: bool = False) -> dict[str, Any]:
-        answered = has_pose & (scores >= threshold)
+        answered = answerable & (scores >= threshold)
         honest = np.where(answered, top_right, no_class)
         return {"threshold": round(float(threshold), 4), "answered": round(float(answered.mean()), 4),
                 "accuracy_answered": round(float(top_right[answered].mean()), 4) if answered.any() else None,
                 "honest_rate": round(float(honest.mean()), 4), **({"chosen": True} if chosen else {})}
 
-    finite = np.sort(scores[has_pose])[::-1]
+    finite = np.sort(scores[answerable])[::-1]
     if not len(finite):
         return []
     curve = [point(finite[min(len(finite), max(1, round(share * len(scores)))) - 1]) for share in ANSWERED_SHARES]

@@ -19,7 +19,7 @@ from actionpipe.pipeline.classify import Classifier
 from actionpipe.core.errors import ActionpipeError
 from actionpipe.model.infer import Predictor
 from actionpipe.pose.layouts import convert_keypoints
-from actionpipe.model.openset import (OpenSet, clip_probabilities, expected_calibration_error, fit_class_gaussians,
+from actionpipe.model.openset import (BACKGROUND_CLASS, OpenSet, clip_probabilities, expected_calibration_error, fit_class_gaussians,
                                 fit_temperature, open_set_report, roc_auc, score_clips, softmax)
 from actionpipe.skeleton.pack import pack_people
 from actionpipe.training.train import split_validation
@@ -217,6 +217,19 @@ def test_rejected_clip_is_unknown_with_closest_class_and_no_reject_turns_it_off(
     kept = Classifier(card, device="cpu", load_pose=False, reject=False).classify_pose(pose, "clip.mp4").to_dict(3)
     assert kept["status"] == "ok" and kept["label"] == d["closest"]["class"]
     assert kept["open_set"]["score"] == d["open_set"]["score"] and not kept["open_set"]["rejected"]
+
+
+def test_the_background_class_on_top_is_unknown_without_an_open_set_rule(tmp_path):
+    # Rename whichever class a real (small, random) model puts on top to the background class.
+    card = write_card(tmp_path / "m")
+    pose = pose_file([[person(1, 320 + 5 * np.sin(t), 240, 60)] for t in range(30)], fps=15)
+    top = Classifier(card, device="cpu", load_pose=False).classify_pose(pose, "clip.mp4").label
+    card = card.rewrite(classes=[BACKGROUND_CLASS if c == top else c for c in card.classes])
+    d = Classifier(card, device="cpu", load_pose=False).classify_pose(pose, "clip.mp4").to_dict(3)
+    assert d["status"] == "unknown" and d["label"] is None and d["closest"]["class"] == BACKGROUND_CLASS
+    assert "open_set" not in d
+    kept = Classifier(card, device="cpu", load_pose=False, reject=False).classify_pose(pose, "clip.mp4")
+    assert kept.status == "ok" and kept.label == BACKGROUND_CLASS
 
 
 @pytest.mark.parametrize("frames, status", [

@@ -46,6 +46,24 @@ def test_rejecting_a_known_clip_costs_the_honest_rate_not_top1():
     assert rejected["top1_answered"]["value"] == 0.0
 
 
+def test_the_background_class_answers_unknown_and_labels_no_model_class():
+    # A model trained with a background class: its answer is unknown, calibrated or not, and a clip
+    # the label map sends to it (here an 'other' clip, labelled as the model names it) has no class.
+    classes = ["squat", "no_action"]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    labels = ["squat", "squat", "no_action", "no_action"]
+    for scores, threshold in ((None, None), (np.zeros(4), -10.0)):
+        ev = Evaluation(classes, ["a", "b", "c", "d"], labels, probs, scores, threshold)
+        assert ev.rejected.tolist() == [False, True, True, False]
+        m = footage_metrics(ev)
+        assert m["known_clips"] == 2 and m["top1"]["value"] == 0.5
+        # honest: the squat answered squat and the no_action clip answered unknown
+        assert m["honest_rate"]["value"] == 0.5 and m["per_label"]["no_action"]["known"] is False
+    curve = operating_curve(ev)   # the background answer is never 'answered', whatever the threshold
+    assert max(c["answered"] for c in curve) == 0.5
+    assert Evaluation(["squat", "pushup"], ["a"], ["squat"], probs[:1]).rejected is None
+
+
 def test_synonyms_name_labels_as_the_model_does():
     assert model_label("bicep_curl", set(CLASSES)) == "arm_curl"
     assert model_label("bicep_curl", {"bicep_curl"}) == "bicep_curl"
