@@ -119,3 +119,21 @@ def test_compare_uses_the_classes_both_models_have():
     assert c["honest_rate"]["first"]["value"] == 1.0 and c["honest_rate"]["second"]["value"] == 0.0
     with pytest.raises(ValueError):
         compare(first, evaluation(["squat"], ["squat"], [False]))
+
+
+def test_val_ensemble_averages_probabilities_and_open_set_margins():
+    import importlib.util
+
+    from helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("val_ensemble", REPO / "benchmarks" / "val_ensemble.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a = evaluation(["squat", "pushup"], ["squat", "plank"], [False, False])
+    b = evaluation(["pushup", "pushup"], ["squat", "plank"], [False, True])
+    b.open_set_threshold = -5.0   # own thresholds: margins 10, 10 (a) and 5, -15 (b)
+    mixed = module.ensemble([a, b])
+    assert np.allclose(mixed.probabilities, (a.probabilities + b.probabilities) / 2)
+    assert mixed.open_set_scores.tolist() == [7.5, -2.5] and mixed.rejected.tolist() == [False, True]
+    # the squat/pushup tie goes to the first class, squat (right); the plank clip is rejected (honest)
+    assert footage_metrics(mixed)["honest_rate"]["value"] == 1.0
