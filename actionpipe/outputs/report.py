@@ -31,9 +31,19 @@ def ranked(probabilities: Sequence[float], classes: Sequence[str], k: int = DEFA
             "top": [{"class": c, "probability": round(p, 6)} for c, p in top]}
 
 
+def answer(ranking: dict[str, Any], rejected: bool) -> dict[str, Any]:
+    """A :func:`ranked` dict as the answer reads: a rejected item (the open-set rule's ``unknown``)
+    has label and probability null and its top class as the ``closest``."""
+    if not rejected:
+        return ranking
+    return {"label": None, "probability": None,
+            "closest": {"class": ranking["label"], "probability": ranking["probability"]}, "top": ranking["top"]}
+
+
 def summarize(doc: dict[str, Any], k: int = DEFAULT_TOP_K) -> list[dict[str, Any]]:
-    """Per item of a scores document: source, top class and the top-k list."""
-    return [{"source": item["source"], **ranked(item["probabilities"], doc["classes"], k)}
+    """Per item of a scores document: source, top class (null where the item is ``rejected``) and the top-k list."""
+    return [{"source": item["source"], **answer(ranked(item["probabilities"], doc["classes"], k),
+                                                 bool(item.get("rejected")))}
             for item in doc["items"]]
 
 
@@ -51,8 +61,8 @@ def render_table(rows: list[dict[str, Any]], console: Console) -> None:
     """One rich table per item: rank, class, probability and a bar."""
     for row in rows:
         # Text, not str: names from a file must never be read as rich markup ("[/x]" would raise).
-        table = Table(title=Text(str(row["source"])) if row["source"] else None, title_justify="left",
-                      show_edge=False)
+        title = str(row["source"]) + (": unknown action" if row.get("closest") else "")
+        table = Table(title=Text(title) if row["source"] else None, title_justify="left", show_edge=False)
         table.add_column("#", justify="right", style="dim")
         table.add_column("class", style="bold")
         table.add_column("probability", justify="right")
@@ -64,7 +74,7 @@ def render_table(rows: list[dict[str, Any]], console: Console) -> None:
 
 
 def render_csv(rows: list[dict[str, Any]]) -> str:
-    """Long CSV: source, rank, class, probability."""
+    """Long CSV: source, rank, class, probability (a rejected item's rows, its closest classes, too)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["source", "rank", "class", "probability"])

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actionpipe.model.infer import Prediction
-from actionpipe.outputs.report import DEFAULT_TOP_K, ranked, top_k
+from actionpipe.outputs.report import DEFAULT_TOP_K, answer, ranked, top_k
 from actionpipe.outputs.timeline import Timeline
 
 ANSWERS = ("ok", "unknown", "no_person", "low_frame_rate", "too_short", "low_confidence")  # statuses that are results
@@ -14,10 +14,7 @@ ANSWERS = ("ok", "unknown", "no_person", "low_frame_rate", "too_short", "low_con
 
 def _top_dict(prediction: Prediction, classes: list[str], k: int, threshold: float | None = None) -> dict[str, Any]:
     """label/probability/top, or for a rejected clip label null and the ``closest`` class; open_set."""
-    d: dict[str, Any] = ranked(prediction.probabilities, classes, k)
-    if prediction.rejected:
-        d = {"label": None, "probability": None,
-             "closest": {"class": d["label"], "probability": d["probability"]}, "top": d["top"]}
+    d: dict[str, Any] = answer(ranked(prediction.probabilities, classes, k), prediction.rejected)
     if prediction.open_set_score is not None:
         d["open_set"] = {"score": round(prediction.open_set_score, 4),
                          "threshold": None if threshold is None else round(threshold, 4),

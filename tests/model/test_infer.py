@@ -104,6 +104,21 @@ def test_pack_infer_report_chain(card, tmp_path, run_cli):
     assert r.exit_code == 0 and top[0]["class"] in r.stdout
 
 
+def test_report_of_a_rejected_item_says_unknown_as_classify_does(tmp_path, run_cli):
+    # Stage by stage, an item the card's open-set rule rejects reads as classify's answer does.
+    card = write_card(tmp_path / "m").rewrite(open_set={"method": "energy", "threshold": 1e6})
+    pose_path, sample_path, scores_path = tmp_path / "p.json", tmp_path / "s.npz", tmp_path / "scores.json"
+    moving_pose(30).save(pose_path)
+    assert run_cli("pack", pose_path, "-o", sample_path, "--model", card.directory).exit_code == 0
+    assert run_cli("infer", sample_path, "-o", scores_path, "--model", card.directory, "--device", "cpu").exit_code == 0
+    assert load_scores(scores_path)["items"][0]["rejected"] is True
+    item = json.loads(run_cli("report", scores_path, "--format", "json").stdout)["items"][0]
+    assert item["label"] is None and item["probability"] is None
+    assert item["closest"] == {"class": item["top"][0]["class"], "probability": item["top"][0]["probability"]}
+    r = run_cli("report", scores_path)
+    assert r.exit_code == 0 and "unknown action" in r.stdout
+
+
 @pytest.mark.parametrize("content, problem", [
     ('{"format": "actionpipe.pose", "format_version": 1, "layout": "coco17", "width": 640, '
      '"height": 480, "fps": 30, "frames": []}', "no frames"),
