@@ -27,10 +27,10 @@ def ensemble(members: list[Evaluation]) -> Evaluation:
     first = members[0]
     if any(m.classes != first.classes or m.names != first.names for m in members):
         raise SystemExit("the members must have the same classes and be scored on the same clips")
-    margins = [m.open_set_scores - m.open_set_threshold for m in members if m.open_set_scores is not None]
+    calibrated = all(m.open_set_scores is not None for m in members)   # else no open-set rule
+    margin = np.mean([m.open_set_scores - m.open_set_threshold for m in members], 0) if calibrated else None
     return Evaluation(first.classes, first.names, first.labels, np.mean([m.probabilities for m in members], 0),
-                      np.mean(margins, 0) if len(margins) == len(members) else None,
-                      0.0 if len(margins) == len(members) else None)
+                      margin, 0.0 if calibrated else None)
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from actionpipe.core.errors import ActionpipeError, about
 from actionpipe.core.fields import distinct
 from actionpipe.core.fileio import check_keys, is_number, read_json
 from actionpipe.pose.layouts import get_layout
-from actionpipe.model.openset import OpenSet, background_top, softmax, temper
+from actionpipe.model.openset import OpenSet, rejections, softmax, temper
 from actionpipe.skeleton.pack import Sample, fit_length
 
 FORMAT = "actionpipe.scores"
@@ -294,16 +294,17 @@ class Predictor:
 
     def judge(self, predictions: list[Prediction]) -> list[Prediction]:
         """The card's open-set score of each prediction, and whether it is rejected: below the
-        threshold, or its top class the background class (:func:`~actionpipe.model.openset.background_top`)."""
+        threshold, or its top class the background class (:func:`~actionpipe.model.openset.rejections`)."""
         if not predictions:
             return predictions
-        background = background_top(self.card.classes, np.stack([p.probabilities for p in predictions]))
-        if self.open_set is None:
-            return [replace(p, rejected=bool(self.reject and b)) for p, b in zip(predictions, background)]
-        scores = self.open_set.score(np.stack([p.features for p in predictions]),
-                                     [p.window_logits for p in predictions], self.temperature)
-        return [replace(p, open_set_score=float(s), rejected=bool(self.reject and (s < self.open_set.threshold or b)))
-                for p, s, b in zip(predictions, scores, background)]
+        scores, threshold = None, None
+        if self.open_set is not None:
+            scores = self.open_set.score(np.stack([p.features for p in predictions]),
+                                         [p.window_logits for p in predictions], self.temperature)
+            threshold = self.open_set.threshold
+        rejected = rejections(self.card.classes, np.stack([p.probabilities for p in predictions]), scores, threshold)
+        return [replace(p, open_set_score=p.open_set_score if scores is None else float(scores[i]),
+                        rejected=bool(self.reject and rejected[i])) for i, p in enumerate(predictions)]
 
 
 def scores_document(card: ModelCard, items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -52,6 +52,14 @@ def background_top(classes: Sequence[str], probabilities: np.ndarray) -> np.ndar
     return (p.argmax(1) == list(classes).index(BACKGROUND_CLASS)) & (p.sum(1) > 0)
 
 
+def rejections(classes: Sequence[str], probabilities: np.ndarray, scores: np.ndarray | None = None,
+               threshold: float | None = None) -> np.ndarray:
+    """(N,) bool: the answers that are ``unknown``: an open-set score below the threshold (where the
+    card has a rule: ``scores`` not None) or the background class on top."""
+    rejected = background_top(classes, probabilities)
+    return rejected if scores is None else rejected | (np.asarray(scores) < threshold)
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of ``logits / temperature``, computed stably."""
     z = np.asarray(logits, dtype=np.float64) / temperature

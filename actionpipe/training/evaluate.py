@@ -52,11 +52,11 @@ class Evaluation:
     def rejected(self) -> np.ndarray | None:
         """(N,) bool: the clips the card's open-set rule answers ``unknown``, below the threshold or
         with the background class on top (None for a model with neither)."""
-        from actionpipe.model.openset import BACKGROUND_CLASS, background_top
+        from actionpipe.model.openset import BACKGROUND_CLASS, rejections
 
-        if self.open_set_scores is None:
-            return background_top(self.classes, self.probabilities) if BACKGROUND_CLASS in self.classes else None
-        return (self.open_set_scores < self.open_set_threshold) | background_top(self.classes, self.probabilities)
+        if self.open_set_scores is None and BACKGROUND_CLASS not in self.classes:
+            return None
+        return rejections(self.classes, self.probabilities, self.open_set_scores, self.open_set_threshold)
 
     def metrics(self) -> dict[str, Any]:
         """top1, top5, per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""

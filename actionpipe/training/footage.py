@@ -3,8 +3,8 @@ clips (the right class, or ``unknown`` where the model has none), per class, the
 bootstrap intervals, and a paired comparison of two models on the same clips.
 
 An *answer* is the model's top class, or ``unknown`` where the open-set rule rejects the clip (below
-its threshold, or the background class on top) or no person was found. A clip is *honest* when its answer is its label (a model class) or ``unknown``
-(a label the model lacks: ``other``, ``plank``, ...).
+its threshold, or the background class on top) or no person was found. A clip is *honest* when its
+answer is its label (a model class) or ``unknown`` (a label the model lacks: ``other``, ``plank``, ...).
 """
 from __future__ import annotations
 
